@@ -1,0 +1,54 @@
+"""Values that flow through the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from datetime import datetime
+
+
+@dataclass
+class Entry:
+    """One item of a source: a feed entry, a link on a listing page, a sitemap URL."""
+
+    url: str | None
+    guid: str | None = None
+    title: str = ""
+    summary: str = ""          # plain text
+    content: str = ""          # plain text of the entry's full content, if the feed has it
+    published: datetime | None = None   # timezone-aware (UTC) when known
+    author: str = ""
+
+
+@dataclass
+class Article:
+    """An article as stored and matched: the page's extracted text, or the entry's own."""
+
+    url: str                   # canonical URL
+    title: str
+    text: str
+    source: str
+    published: datetime | None = None
+    author: str = ""
+    site_name: str = ""
+    language: str = ""
+    guid: str | None = None
+    extracted: bool = False    # True when the text came from the article page
+
+
+@dataclass
+class AlertRecord:
+    """One alert, as the jsonl notifier writes it (see DESIGN.md, "Alert record")."""
+
+    alert_id: str
+    rule: str
+    story_id: str
+    followup: bool
+    url: str
+    title: str
+    source: str
+    published: str | None      # ISO 8601
+    matched: list[str] = field(default_factory=list)
+    snippet: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
