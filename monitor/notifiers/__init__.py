@@ -1,0 +1,26 @@
+"""Notifiers, one module each, chosen by kind from a table."""
+
+from __future__ import annotations
+
+import importlib
+
+from monitor.notifiers.base import Notifier
+
+# kind -> "module:Class"; imported on first use so that one channel's optional
+# dependencies never stop another from loading.
+KINDS: dict[str, str] = {
+    "console": "monitor.notifiers.console:ConsoleNotifier",
+    "jsonl": "monitor.notifiers.jsonl:JsonlNotifier",
+    "email": "monitor.notifiers.email:EmailNotifier",
+    "slack": "monitor.notifiers.slack:SlackNotifier",
+    "webhook": "monitor.notifiers.webhook:WebhookNotifier",
+}
+
+
+def notifier_class(kind: str) -> type[Notifier]:
+    """The class for a notifier kind; KeyError for an unknown kind."""
+    module, _, cls = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["KINDS", "Notifier", "notifier_class"]
