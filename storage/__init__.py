@@ -1,0 +1,34 @@
+"""Persistence: one interface (``storage.base.Store``), SQLite and PostgreSQL behind it."""
+
+from __future__ import annotations
+
+from storage.base import Store
+from monitor.errors import ConfigError
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the store named by a URL: ``sqlite:///relative/path.db``,
+    ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` or ``postgresql://...``."""
+    from storage.sql import SQLStore
+
+    if url.startswith("sqlite://"):
+        from storage.dialects import SQLiteDialect
+
+        path = url[len("sqlite://"):]
+        if path.startswith("/"):
+            path = path[1:]
+        if not path:
+            raise ConfigError(f"storage url {url!r}: no database path")
+        store = SQLStore(url, SQLiteDialect(path))
+    elif url.startswith(("postgresql://", "postgres://")):
+        from storage.postgres import PostgresDialect
+
+        store = SQLStore(url, PostgresDialect(url))
+    else:
+        raise ConfigError(f"storage url {url!r}: expected sqlite:/// or postgresql://")
+    if migrate:
+        store.migrate()
+    return store
+
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,198 @@
+"""The storage interface: everything the monitor keeps, behind one abstract class.
+
+Implementations: ``storage.sql.SQLStore`` over SQLite (default) and PostgreSQL.
+Decisions (is this a duplicate? which story?) are made by the pipeline; the store
+offers the lookups, the inserts, and an exclusive transaction in which a lookup
+and the insert that depends on it happen atomically across processes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Iterator
+
+
+@dataclass
+class SourceState:
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    last_polled: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    next_poll: datetime | None = None
+
+
+@dataclass
+class StoredArticle:
+    id: int
+    url: str
+    title: str
+    text: str
+    source: str
+    published: datetime | None
+    fetched_at: datetime
+    story_id: str | None
+    duplicate_of: int | None
+    content_hash: str | None = None
+
+
+@dataclass
+class NewArticle:
+    """What the pipeline inserts: the article and its fingerprints."""
+
+    url: str
+    guid: str | None
+    source: str
+    title: str
+    text: str
+    author: str
+    site_name: str
+    language: str
+    published: datetime | None
+    fetched_at: datetime
+    extracted: bool
+    content_hash: str
+    signature: bytes | None
+    band_keys: list[int]
+    story_signature: bytes | None
+    story_band_keys: list[int]
+    story_id: str | None
+    duplicate_of: int | None
+    aliases: list[str] = field(default_factory=list)   # other URLs of this article
+
+
+@dataclass
+class AlertRow:
+    alert_id: str
+    rule: str
+    article_id: int
+    story_id: str
+    followup: bool
+    created_at: datetime
+    record: dict                     # the alert record (DESIGN.md), as delivered
+    deliveries: list["DeliveryRow"] = field(default_factory=list)
+
+
+@dataclass
+class DeliveryRow:
+    alert_id: str
+    notifier: str
+    state: str                       # pending | sent | failed
+    attempts: int
+    last_error: str | None
+    next_attempt: datetime | None
+    sent_at: datetime | None
+    digest: bool = False
+    receipt: dict | None = None
+
+
+class Transaction(ABC):
+    """Lookups and inserts inside one exclusive transaction (see Store.exclusive)."""
+
+    @abstractmethod
+    def article_id_by_url(self, urls: Iterable[str]) -> int | None: ...
+
+    @abstractmethod
+    def article_id_by_hash(self, content_hash: str) -> int | None: ...
+
+    @abstractmethod
+    def band_candidates(self, band_keys: list[int], limit: int = 50) -> list[tuple[int, bytes]]:
+        """(article id, signature) of articles sharing at least one band key."""
+
+    @abstractmethod
+    def story_candidates(self, band_keys: list[int], since: datetime,
+                         limit: int = 50) -> list[tuple[int, str, bytes]]:
+        """(article id, story id, story signature) of articles since ``since`` sharing a story band."""
+
+    @abstractmethod
+    def insert_article(self, article: NewArticle) -> int: ...
+
+    @abstractmethod
+    def rule_has_story_alert(self, rule: str, story_id: str) -> bool: ...
+
+    @abstractmethod
+    def insert_alert(self, alert: AlertRow, notifiers: list[tuple[str, bool]]) -> bool:
+        """Record an alert and a pending delivery per (notifier, is_digest).
+
+        Returns False (and records nothing) when this rule already alerted on the article.
+        """
+
+    @abstractmethod
+    def mark_seen(self, source: str, keys: Iterable[str], article_id: int | None) -> None: ...
+
+
+class Store(ABC):
+    """Everything the monitor keeps."""
+
+    url: str
+
+    @abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the current version."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # sources ---------------------------------------------------------------
+    @abstractmethod
+    def source_state(self, name: str) -> SourceState: ...
+
+    @abstractmethod
+    def all_source_states(self) -> dict[str, SourceState]: ...
+
+    @abstractmethod
+    def save_source_state(self, state: SourceState) -> None: ...
+
+    @abstractmethod
+    def seen_keys(self, source: str, keys: Iterable[str]) -> set[str]:
+        """Which of these entry keys (GUIDs, canonical URLs) this source has seen."""
+
+    @abstractmethod
+    def known_urls(self, urls: Iterable[str]) -> set[str]:
+        """Which of these canonical URLs belong to a stored article (any source)."""
+
+    # articles --------------------------------------------------------------
+    @abstractmethod
+    def exclusive(self, *, dry_run: bool = False) -> AbstractContextManager[Transaction]:
+        """A transaction that no other process's exclusive transaction overlaps.
+
+        Committed on a clean exit, rolled back on an exception or when ``dry_run``.
+        """
+
+    @abstractmethod
+    def get_article(self, article_id: int) -> StoredArticle | None: ...
+
+    @abstractmethod
+    def iter_articles(self, *, include_duplicates: bool = False,
+                      batch: int = 500) -> Iterator[StoredArticle]: ...
+
+    @abstractmethod
+    def count_articles(self) -> int: ...
+
+    # alerts and deliveries --------------------------------------------------
+    @abstractmethod
+    def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]: ...
+
+    @abstractmethod
+    def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float,
+                         *, digest: bool = False, notifier: str | None = None,
+                         limit: int = 100) -> list[tuple[DeliveryRow, dict]]:
+        """Take due pending deliveries (with their alert records) under a lease."""
+
+    @abstractmethod
+    def thread_receipt(self, notifier: str, story_id: str, rule: str) -> dict | None:
+        """The receipt of the first sent delivery of this story on this channel."""
+
+    @abstractmethod
+    def delivery_sent(self, alert_id: str, notifier: str, receipt: dict, now: datetime) -> None: ...
+
+    @abstractmethod
+    def delivery_failed(self, alert_id: str, notifier: str, error: str, *,
+                        permanent: bool, next_attempt: datetime | None) -> None: ...
