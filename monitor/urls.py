@@ -68,7 +68,7 @@ def canonicalize(url: str, base: str | None = None) -> str:
     host = _canonical_host(parts.hostname or "", url)
     port = parts.port  # raises ValueError for a non-numeric or out-of-range port
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    path = _normalize_escapes(_remove_dot_segments(parts.path), _PATH_SAFE) or "/"
+    path = _remove_dot_segments(_normalize_escapes(parts.path, _PATH_SAFE)) or "/"
     if not path.startswith("/"):
         path = "/" + path
     query = _clean_query(parts.query)
@@ -142,7 +142,7 @@ def _normalize_escapes(text: str, safe: frozenset[str]) -> str:
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch == "%" and i + 2 < n + 0 and text[i + 1] in _HEX and text[i + 2] in _HEX:
+        if ch == "%" and i + 2 < n and text[i + 1] in _HEX and text[i + 2] in _HEX:
             decoded = chr(int(text[i + 1:i + 3], 16))
             out.append(decoded if decoded in _UNRESERVED else "%" + text[i + 1:i + 3].upper())
             i += 3

@@ -183,7 +183,7 @@ class Options:
                 raise ConfigError(f"notifier {name!r}: unknown key {key!r}")
 
     def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"notifier {self.name!r}: {key!r} {problem}")
+        return ConfigError(f"notifier {self.name!r}: key {key!r}: {problem}")
 
     def has(self, key: str) -> bool:
         return self.values.get(key) not in (None, "")

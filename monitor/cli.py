@@ -1,0 +1,515 @@
+"""The command line: ``python run_monitor.py [--config PATH] COMMAND`` (or ``news-monitor``).
+
+Exit status: 0 all went well; 1 the run finished but a source or a delivery
+failed (or, for ``rules test``, the rule did not match); 2 usage or
+configuration error, with a message naming the file, key or rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator, Sequence
+
+from monitor.config import DEFAULT_PATH, Config, load_config
+from monitor.errors import ConfigError, FetchError, MonitorError, ParseError, StorageError
+from monitor.logs import setup_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):          # argparse exits 2 itself; keep our wording
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="news-monitor", description="Watch news feeds and sites; alert on matches.")
+    p.add_argument("--config", default=DEFAULT_PATH, metavar="PATH",
+                   help=f"configuration file (default: {DEFAULT_PATH})")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    c = sub.add_parser("check-now", help="one pass over the sources, then exit")
+    c.add_argument("--source", action="append", default=[], metavar="NAME",
+                   help="only this source (repeatable)")
+    c.add_argument("--dry-run", action="store_true", help="send and store nothing; print what would alert")
+    c.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+    r = sub.add_parser("run", help="the daemon: poll every source on its interval")
+    r.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics")
+
+    rules = sub.add_parser("rules", help="work with rules").add_subparsers(
+        dest="rules_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    rules.required = True
+    t = rules.add_parser("test", help="does RULE match this article, and why")
+    t.add_argument("rule")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--url")
+    src.add_argument("--file", metavar="PATH")
+    src.add_argument("-", dest="stdin", action="store_true", help="read the article from stdin")
+    t.add_argument("--json", action="store_true")
+
+    sources = sub.add_parser("sources", help="work with sources").add_subparsers(
+        dest="sources_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    sources.required = True
+    sl = sources.add_parser("list", help="each source with its health")
+    sl.add_argument("--json", action="store_true")
+
+    alerts = sub.add_parser("alerts", help="work with alerts").add_subparsers(
+        dest="alerts_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    alerts.required = True
+    al = alerts.add_parser("list", help="recent alerts and their delivery state")
+    al.add_argument("--pending", action="store_true", help="only alerts with deliveries pending")
+    al.add_argument("--limit", type=int, default=50)
+    al.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("search", help="run a query over the stored articles")
+    s.add_argument("query")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--json", action="store_true")
+
+    notify = sub.add_parser("notify", help="work with notifiers").add_subparsers(
+        dest="notify_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    notify.required = True
+    nt = notify.add_parser("test", help="send a sample alert through one channel")
+    nt.add_argument("notifier")
+
+    sub.add_parser("validate", help="check the configuration and exit")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"news-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"news-monitor: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(args.verbose, secrets=config.secrets)
+    handler = COMMANDS[_command_key(args)]
+    try:
+        return handler(config, args)
+    except ConfigError as exc:
+        print(f"news-monitor: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:
+        print(f"news-monitor: storage error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _command_key(args: argparse.Namespace) -> str:
+    for attr in ("rules_command", "sources_command", "alerts_command", "notify_command"):
+        if getattr(args, attr, None):
+            return f"{args.command} {getattr(args, attr)}"
+    return args.command
+
+
+# building blocks ----------------------------------------------------------------
+
+def _open_store(config: Config):
+    from storage import open_store
+
+    return open_store(config.storage_url)
+
+
+def _fetch_policy(config: Config):
+    from monitor.fetch import FetchPolicy
+
+    m = config.monitor
+    return FetchPolicy(user_agent=m.user_agent, timeout=m.timeout, max_body=m.max_body,
+                       concurrency=m.concurrency, per_host=m.per_host,
+                       per_host_delay=m.per_host_delay,
+                       allow_private_networks=m.allow_private_networks)
+
+
+@asynccontextmanager
+async def _fetcher(config: Config) -> AsyncIterator:
+    from monitor.fetch import Fetcher
+
+    fetcher = Fetcher(_fetch_policy(config))
+    try:
+        yield fetcher
+    finally:
+        await fetcher.aclose()
+
+
+def build_notifiers(config: Config, http, *, console_stream=None) -> dict:
+    from monitor.notifiers import notifier_class
+    from monitor.notifiers.console import ConsoleNotifier
+
+    notifiers = {"console": ConsoleNotifier("console", console_stream)}
+    for n in config.notifiers:
+        notifiers[n.name] = notifier_class(n.kind).from_config(n.name, dict(n.options), http=http)
+    return notifiers
+
+
+def _redactor(config: Config):
+    secrets = sorted((s for s in config.secrets if len(s) >= 4), key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for s in secrets:
+            text = text.replace(s, "***")
+        return text
+    return redact
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _safe(text: str | None, limit: int = 200) -> str:
+    from rich.markup import escape
+
+    from monitor.textsafe import one_line
+    return escape(one_line(text, limit))
+
+
+# commands -----------------------------------------------------------------------
+
+def cmd_validate(config: Config, args) -> int:
+    print(f"{config.path}: OK: {len(config.sources)} sources, {len(config.rules)} rules, "
+          f"{len(config.notifiers)} notifiers")
+    return EXIT_OK
+
+
+def cmd_check_now(config: Config, args) -> int:
+    unknown = [n for n in args.source if n not in {s.name for s in config.sources}]
+    if unknown:
+        print(f"news-monitor: configuration error: {config.path}: --source: "
+              f"no source named {unknown[0]!r}", file=sys.stderr)
+        return EXIT_USAGE
+    sources = [s for s in config.sources if not args.source or s.name in args.source]
+    summary = asyncio.run(_check_now(config, sources, dry_run=args.dry_run, as_json=args.json))
+    if args.json:
+        data = summary.to_dict()
+        if args.dry_run:
+            data["dry_run"] = True
+            data["would_alert"] = summary.previews
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        _print_summary(summary, dry_run=args.dry_run)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
+    from monitor.deliver import deliver_pending
+    from monitor.pipeline import Pipeline, RunSummary
+
+    store = _open_store(config)
+    summary = RunSummary()
+    progress = _Progress(len(sources)) if sys.stderr.isatty() and not as_json else None
+    try:
+        async with _fetcher(config) as http:
+            notifiers = build_notifiers(config, http,
+                                        console_stream=sys.stderr if as_json else sys.stdout)
+            redact = _redactor(config)
+            if not dry_run:
+                # What earlier runs left pending goes out first.
+                stats = await deliver_pending(store, notifiers, redact=redact)
+                summary.delivered += stats.delivered
+                summary.failed_deliveries += stats.failed
+            pipeline = Pipeline(config, store, http, dry_run=dry_run,
+                                on_progress=progress.update if progress else None)
+            if progress:
+                progress.start()
+            try:
+                summary.sources = await pipeline.run(sources)
+            finally:
+                if progress:
+                    progress.stop()
+            summary.previews = pipeline.previews
+            if not dry_run:
+                stats = await deliver_pending(store, notifiers, redact=redact)
+                summary.delivered += stats.delivered
+                summary.failed_deliveries += stats.failed
+            for notifier in notifiers.values():
+                await notifier.aclose()
+    finally:
+        store.close()
+    return summary
+
+
+class _Progress:
+    """A progress bar on stderr while sources are polled (terminals only)."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), console=Console(stderr=True),
+                                 transient=True)
+        self.task = self.progress.add_task("polling", total=total)
+
+    def start(self):
+        self.progress.start()
+
+    def stop(self):
+        self.progress.stop()
+
+    def update(self, source: str, message: str):
+        if message == "done":
+            self.progress.advance(self.task)
+        self.progress.update(self.task, description=f"{_safe(source, 40)}: {_safe(message, 40)}")
+
+
+def _print_summary(summary, *, dry_run: bool) -> None:
+    from rich.table import Table
+
+    console = _console()
+    if dry_run and summary.previews:
+        console.print(f"[bold]Would alert ({len(summary.previews)}):[/bold]")
+        for p in summary.previews:
+            tag = " (follow-up)" if p["followup"] else ""
+            console.print(f"  [{_safe(p['rule'])}]{tag} {_safe(p['title'])}\n"
+                          f"    {_safe(p['url'])}\n    matched: {_safe(', '.join(p['matched']))}")
+    table = Table(title="check-now" + (" (dry run: nothing stored or sent)" if dry_run else ""))
+    for col in ("source", "status", "entries", "new", "dups", "alerts", "error"):
+        table.add_column(col, justify="right" if col in ("entries", "new", "dups", "alerts") else "left")
+    for s in summary.sources:
+        style = {"ok": "green", "not_modified": "dim", "error": "red"}[s.status]
+        table.add_row(_safe(s.name, 40), f"[{style}]{s.status}[/{style}]", str(s.entries),
+                      str(s.new_articles), str(s.duplicates), str(s.alerts),
+                      _safe(s.error or "", 80))
+    console.print(table)
+    console.print(f"new articles: {summary.new_articles}   duplicates: {summary.duplicates}   "
+                  f"alerts: {summary.alerts}   delivered: {summary.delivered}   "
+                  f"failed deliveries: {summary.failed_deliveries}")
+
+
+def cmd_run(config: Config, args) -> int:
+    from monitor.service import run_service
+
+    return run_service(config, http_address=args.http)
+
+
+def cmd_rules_test(config: Config, args) -> int:
+    from monitor.query import Document, compile_query
+
+    rule = next((r for r in config.rules if r.name == args.rule), None)
+    if rule is None:
+        print(f"news-monitor: configuration error: {config.path}: no rule named {args.rule!r}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        title, text, url = asyncio.run(_load_article(config, args))
+    except (FetchError, ParseError, OSError) as exc:
+        print(f"news-monitor: cannot read the article: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    query = compile_query(rule.query, rule=rule.name)
+    match = query.match(Document.build(title=title, text=text, url=url))
+    if args.json:
+        print(json.dumps({"rule": rule.name, "matched": match is not None,
+                          "title": title, "url": url,
+                          "terms": match.terms if match else [],
+                          "snippets": [{"term": t, "snippet": s} for t, s in match.snippets()]
+                          if match else []}, ensure_ascii=False))
+        return EXIT_OK if match else EXIT_FAILED
+    console = _console()
+    if match is None:
+        console.print(f"[red]no match[/red]: rule {_safe(rule.name)} on {_safe(title or url, 120)}")
+        return EXIT_FAILED
+    console.print(f"[green]match[/green]: rule {_safe(rule.name)} on {_safe(title or url, 120)}")
+    console.print(f"matched terms: {_safe(', '.join(match.terms), 500)}")
+    for term, snippet in match.snippets():
+        console.print(f"  [bold]{_safe(term, 80)}[/bold]: {_safe(snippet, 400)}")
+    return EXIT_OK
+
+
+async def _load_article(config: Config, args) -> tuple[str, str, str]:
+    from monitor.extract import extract_article
+
+    if args.url:
+        async with _fetcher(config) as http:
+            response = await http.get(args.url)
+        extracted = extract_article(response.body, url=response.url, charset=response.charset)
+        if extracted is None:
+            raise ParseError("no article text could be extracted from the page")
+        return extracted.title, extracted.text, response.url
+    raw = sys.stdin.buffer.read() if args.stdin else Path(args.file).read_bytes()
+    head = raw[:2000].lower()
+    if b"<html" in head or b"<!doctype html" in head or b"<body" in head:
+        extracted = extract_article(raw, url="https://localhost/article")
+        if extracted is None:
+            raise ParseError("no article text could be extracted from the HTML")
+        return extracted.title, extracted.text, ""
+    text = raw.decode("utf-8", errors="replace").strip()
+    first, _, rest = text.partition("\n")
+    # A plain-text article: its first line is the headline.
+    return first.strip(), rest.strip() or first.strip(), ""
+
+
+def cmd_sources_list(config: Config, args) -> int:
+    from rich.table import Table
+
+    store = _open_store(config)
+    try:
+        states = store.all_source_states()
+    finally:
+        store.close()
+    rows = []
+    for s in config.sources:
+        st = states.get(s.name)
+        rows.append({
+            "name": s.name, "kind": s.kind, "url": s.url,
+            "last_success": st.last_success.isoformat() if st and st.last_success else None,
+            "last_error": st.last_error if st else None,
+            "last_error_at": st.last_error_at.isoformat() if st and st.last_error_at else None,
+            "consecutive_failures": st.consecutive_failures if st else 0,
+            "next_poll": st.next_poll.isoformat() if st and st.next_poll else None,
+        })
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return EXIT_OK
+    table = Table(title="sources")
+    for col in ("name", "kind", "last success", "failures", "last error", "next poll"):
+        table.add_column(col)
+    for r, s in zip(rows, config.sources):
+        st = states.get(s.name)
+        failures = r["consecutive_failures"]
+        table.add_row(_safe(r["name"], 40), r["kind"], _when(st.last_success if st else None),
+                      f"[red]{failures}[/red]" if failures else "0",
+                      _safe(r["last_error"] or "", 80),
+                      _when(st.next_poll if st else None) if st else "now")
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_alerts_list(config: Config, args) -> int:
+    from rich.table import Table
+
+    store = _open_store(config)
+    try:
+        alerts = store.list_alerts(pending_only=args.pending, limit=args.limit)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([{**a.record, "created_at": a.created_at.isoformat(),
+                           "deliveries": [{"notifier": d.notifier, "state": d.state,
+                                           "attempts": d.attempts, "last_error": d.last_error,
+                                           "next_attempt": d.next_attempt.isoformat()
+                                           if d.next_attempt and d.state == "pending" else None}
+                                          for d in a.deliveries]}
+                          for a in alerts], ensure_ascii=False))
+        return EXIT_OK
+    table = Table(title="pending alerts" if args.pending else "recent alerts")
+    for col in ("when", "rule", "title", "deliveries"):
+        table.add_column(col)
+    for a in alerts:
+        deliveries = ", ".join(
+            f"{_safe(d.notifier, 30)}: " + {"sent": "[green]sent[/green]",
+                                            "failed": "[red]failed[/red]"}.get(d.state, "[yellow]pending[/yellow]")
+            + (f" ({_safe(d.last_error, 60)})" if d.last_error and d.state != "sent" else "")
+            for d in a.deliveries)
+        title = _safe(a.record.get("title"), 80) + (" [dim](follow-up)[/dim]" if a.followup else "")
+        table.add_row(_when(a.created_at), _safe(a.rule, 30), title, deliveries)
+    _console().print(table)
+    if not alerts:
+        print("no pending alerts" if args.pending else "no alerts yet")
+    return EXIT_OK
+
+
+def cmd_search(config: Config, args) -> int:
+    from monitor.query import Document, compile_query
+
+    query = compile_query(args.query)          # QueryError is a ConfigError: exit 2
+    store = _open_store(config)
+    hits = []
+    try:
+        for article in store.iter_articles():
+            match = query.match(Document.build(title=article.title, text=article.text,
+                                               source=article.source, url=article.url))
+            if match:
+                hits.append((article, match))
+    finally:
+        store.close()
+    hits.sort(key=lambda h: h[0].published or h[0].fetched_at, reverse=True)
+    hits = hits[:args.limit]
+    if args.json:
+        print(json.dumps([{"url": a.url, "title": a.title, "source": a.source,
+                           "published": a.published.isoformat() if a.published else None,
+                           "matched": m.terms, "snippet": m.snippet()} for a, m in hits],
+                         ensure_ascii=False))
+        return EXIT_OK
+    console = _console()
+    for a, m in hits:
+        console.print(f"[bold]{_safe(a.title, 150)}[/bold]\n  {_safe(a.source, 40)} · "
+                      f"{_when(a.published or a.fetched_at)} · {_safe(a.url, 300)}\n"
+                      f"  matched: {_safe(', '.join(m.terms))}\n  {_safe(m.snippet(), 300)}")
+    if not hits:
+        print("no stored article matches")
+    return EXIT_OK if hits else EXIT_FAILED
+
+
+def cmd_notify_test(config: Config, args) -> int:
+    from monitor.errors import DeliveryError
+    from monitor.models import AlertRecord
+
+    names = {n.name for n in config.notifiers} | {"console"}
+    if args.notifier not in names:
+        print(f"news-monitor: configuration error: {config.path}: no notifier named "
+              f"{args.notifier!r}", file=sys.stderr)
+        return EXIT_USAGE
+    now = datetime.now(timezone.utc)
+    sample = AlertRecord(
+        alert_id="test-" + now.strftime("%Y%m%d%H%M%S"), rule="notify-test",
+        story_id="test", followup=False, url="https://example.org/news/monitor-test",
+        title="Test alert from news-monitor", source="news-monitor",
+        published=now.isoformat(), matched=["test"],
+        snippet="This is a test alert, sent to check that the channel is set up.")
+
+    async def send() -> None:
+        async with _fetcher(config) as http:
+            notifier = build_notifiers(config, http)[args.notifier]
+            try:
+                await notifier.send(sample)
+            finally:
+                await notifier.aclose()
+
+    try:
+        asyncio.run(send())
+    except DeliveryError as exc:
+        print(f"news-monitor: notifier {args.notifier!r}: delivery failed: "
+              f"{_redactor(config)(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"sent a test alert through {args.notifier!r}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "check-now": cmd_check_now,
+    "run": cmd_run,
+    "rules test": cmd_rules_test,
+    "sources list": cmd_sources_list,
+    "alerts list": cmd_alerts_list,
+    "search": cmd_search,
+    "notify test": cmd_notify_test,
+}

@@ -1,0 +1,114 @@
+"""Is this article new, a copy of one already stored, or part of a known story?
+
+Layers, cheapest first, all decided inside one exclusive store transaction so
+that two processes can never both take the same report for new:
+
+1. canonical URL (the entry's and the page's own <link rel="canonical">);
+2. exact hash of the normalised text;
+3. near-duplicate: MinHash signature, candidates by LSH band keys kept in the
+   store, verified by estimated Jaccard (``fingerprint.DUPLICATE_THRESHOLD``);
+4. story: a looser signature over the headline and lede groups different
+   articles on the same news within ``fingerprint.STORY_WINDOW``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor import fingerprint
+from monitor.models import Article
+from monitor.textnorm import normalise
+from storage.base import NewArticle, Transaction
+
+
+@dataclass
+class Fingerprints:
+    """Computed once per article, outside the transaction (pure CPU work)."""
+
+    content_hash: str
+    signature: fingerprint.Signature | None
+    band_keys: list[int]
+    story_signature: fingerprint.Signature | None
+    story_band_keys: list[int]
+
+    @classmethod
+    def of(cls, article: Article) -> "Fingerprints":
+        norm = normalise(article.text or article.title)
+        sig = fingerprint.signature(norm) if norm else None
+        story = fingerprint.story_signature(article.title, article.text)
+        return cls(
+            content_hash=fingerprint.content_hash(norm),
+            signature=sig,
+            band_keys=fingerprint.band_keys(sig) if sig is not None else [],
+            story_signature=story,
+            story_band_keys=fingerprint.story_band_keys(story) if story is not None else [],
+        )
+
+
+@dataclass
+class Verdict:
+    kind: str                 # "new" | "url" | "exact" | "near"
+    article_id: int | None    # the stored article: the new one, or the original
+    story_id: str | None = None
+    similarity: float | None = None
+
+    @property
+    def is_new(self) -> bool:
+        return self.kind == "new"
+
+
+def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list[str],
+           now: datetime) -> Verdict:
+    """Decide what ``article`` is and store it accordingly (inside ``tx``)."""
+    existing = tx.article_id_by_url([article.url, *aliases])
+    if existing is not None:
+        return Verdict("url", existing)
+
+    original, kind, similarity = None, "new", None
+    original = tx.article_id_by_hash(fp.content_hash)
+    if original is not None:
+        kind, similarity = "exact", 1.0
+    elif fp.signature is not None:
+        best = None
+        for candidate_id, blob in tx.band_candidates(fp.band_keys):
+            sim = fingerprint.similarity(fp.signature, fingerprint.signature_from_bytes(blob))
+            if sim >= fingerprint.DUPLICATE_THRESHOLD and (best is None or sim > best[1]):
+                best = (candidate_id, sim)
+        if best is not None:
+            original, similarity = best
+            kind = "near"
+
+    story_id = None
+    if original is None:
+        story_id = _story_for(tx, fp, now) or uuid.uuid4().hex
+
+    article_id = tx.insert_article(NewArticle(
+        url=article.url, guid=article.guid, source=article.source, title=article.title,
+        text=article.text, author=article.author, site_name=article.site_name,
+        language=article.language, published=article.published, fetched_at=now,
+        extracted=article.extracted, content_hash=fp.content_hash,
+        signature=fingerprint.signature_to_bytes(fp.signature) if fp.signature is not None else None,
+        band_keys=fp.band_keys,
+        story_signature=(fingerprint.signature_to_bytes(fp.story_signature)
+                         if fp.story_signature is not None else None),
+        story_band_keys=fp.story_band_keys,
+        story_id=story_id, duplicate_of=original, aliases=aliases,
+    ))
+    if original is not None:
+        return Verdict(kind, original, similarity=similarity)
+    return Verdict("new", article_id, story_id=story_id)
+
+
+def _story_for(tx: Transaction, fp: Fingerprints, now: datetime) -> str | None:
+    if fp.story_signature is None:
+        return None
+    best: tuple[str, float] | None = None
+    for _, story_id, blob in tx.story_candidates(fp.story_band_keys,
+                                                 since=now - fingerprint.STORY_WINDOW):
+        sim = fingerprint.story_similarity(fp.story_signature,
+                                           fingerprint.signature_from_bytes(blob))
+        if sim >= fingerprint.STORY_THRESHOLD and (best is None or sim > best[1]):
+            best = (story_id, sim)
+    return best[0] if best else None

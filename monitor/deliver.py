@@ -1,0 +1,109 @@
+"""Delivering the outbox: every pending (alert, channel) pair, with retries.
+
+An alert is recorded with one pending delivery per channel in the same
+transaction as its article; this module sends them. A delivery is claimed under
+a lease, so that several processes never send the same one at once, and a
+process that dies mid-send leaves it to be taken again when the lease expires:
+at least once, at most one repeat per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from monitor.errors import DeliveryError
+from monitor.models import AlertRecord
+from monitor.notifiers.base import Notifier
+from monitor.textsafe import one_line
+from storage.base import DeliveryRow, Store
+
+log = logging.getLogger("monitor.deliver")
+
+LEASE_SECONDS = 120.0
+BACKOFF_BASE = 30.0          # seconds before the first retry
+BACKOFF_CAP = 6 * 3600.0     # never wait longer than this between tries
+MAX_ATTEMPTS = 20            # then the delivery is given up as failed
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def backoff(attempts: int, retry_after: float | None = None,
+            rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after the ``attempts``-th failed try: exponential, jittered,
+    capped, and never shorter than what the remote side asked for."""
+    delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    delay *= 0.5 + rand()                       # jitter: 0.5x .. 1.5x
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, BACKOFF_CAP))
+    return delay
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0
+    failed: int = 0
+
+
+def _record(data: dict) -> AlertRecord:
+    return AlertRecord(**{k: data.get(k) for k in AlertRecord.__dataclass_fields__})
+
+
+async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
+                          now: Callable[[], datetime] | None = None,
+                          redact: Callable[[str], str] = lambda s: s) -> DeliveryStats:
+    """Send every due immediate delivery; channels in parallel, each in order."""
+    now = now or (lambda: datetime.now(timezone.utc))
+    stats = DeliveryStats()
+    claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS)
+    by_channel: dict[str, list[tuple[DeliveryRow, dict]]] = {}
+    for row, record in claimed:
+        by_channel.setdefault(row.notifier, []).append((row, record))
+
+    async def channel(name: str, items: list[tuple[DeliveryRow, dict]]) -> None:
+        notifier = notifiers.get(name)
+        for row, record in items:
+            alert = _record(record)
+            if notifier is None:
+                store.delivery_failed(row.alert_id, name, f"no notifier named {name!r} is "
+                                      "configured any more", permanent=True, next_attempt=None)
+                stats.failed += 1
+                continue
+            thread = store.thread_receipt(name, alert.story_id)
+            try:
+                receipt = await notifier.send(alert, thread=thread)
+            except DeliveryError as exc:
+                _failed(store, row, name, redact(str(exc)), exc.permanent, exc.retry_after, now())
+                stats.failed += 1
+            except Exception as exc:         # a notifier bug costs this delivery only
+                log.exception("notifier %s: unexpected error", name)
+                _failed(store, row, name, redact(f"internal error: {type(exc).__name__}"),
+                        False, None, now())
+                stats.failed += 1
+            else:
+                store.delivery_sent(row.alert_id, name, receipt or {}, now())
+                stats.delivered += 1
+
+    await asyncio.gather(*(channel(n, items) for n, items in by_channel.items()))
+    return stats
+
+
+def _failed(store: Store, row: DeliveryRow, name: str, error: str, permanent: bool,
+            retry_after: float | None, now: datetime) -> None:
+    attempts = row.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        permanent, error = True, f"{error} (gave up after {attempts} attempts)"
+    next_attempt = None if permanent else now + timedelta(seconds=backoff(attempts, retry_after))
+    log.warning("delivery of alert %s to %s failed (%s): %s", row.alert_id, name,
+                "permanent" if permanent else f"retry at {next_attempt:%H:%M:%S}",
+                one_line(error, 300))
+    store.delivery_failed(row.alert_id, name, error, permanent=permanent,
+                          next_attempt=next_attempt)

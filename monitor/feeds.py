@@ -1,0 +1,355 @@
+"""Feed parsing: RSS 0.9x, RSS 1.0 (RDF), RSS 2.0 and Atom bytes into entries.
+
+feedparser does the parsing. This module decides what counts as a feed, turns
+every text field into plain text, picks each entry's URL and date, and bounds
+what a hostile feed can make us keep.
+
+Decisions:
+
+- Encoding: the HTTP charset (``content_type``) wins, then the XML declaration,
+  as feedparser does it (RFC 3023). One correction: a body that is valid UTF-8
+  with non-ASCII characters is read as UTF-8 even when a declaration or header
+  claims a legacy charset (a lying declaration produces mojibake otherwise;
+  legacy-encoded text of any length is practically never valid UTF-8).
+- Entities: feedparser parses with expat, never fetches external entities and
+  drops the DOCTYPE before its lenient fallback, so ``&xxe;`` stays literal
+  text. We also refuse outright a DOCTYPE that declares external entities or
+  entities built from other entities (XXE, billion laughs): no real feed needs them.
+- Not a feed (empty, binary, JSON, an HTML page, XML without a feed root and
+  no entries) raises :class:`ParseError` whose message says what it looked like.
+  A "bozo" (not well-formed) feed that still yields entries is accepted.
+- ``Entry.url`` is the entry link (``rel="alternate"`` first) resolved against
+  the feed URL, else the GUID when it is a permalink URL; only http(s). It is
+  not canonicalised here: it is the address the publisher gave.
+- Entries with neither link nor GUID are skipped; a repeated GUID (else URL)
+  is kept once, the first time.
+- ``published`` is the published, else updated (``dc:date``) date in UTC. A
+  date more than :data:`FUTURE_TOLERANCE` ahead of ``now`` is a broken clock or
+  a placeholder and becomes ``None`` (unknown), so that it cannot sort first forever.
+- ``ttl_seconds`` comes from RSS ``<ttl>`` (minutes), else the syndication
+  module (``sy:updatePeriod`` / ``sy:updateFrequency``); capped at one day.
+- Limits: :data:`MAX_ENTRIES` entries, and field lengths in :data:`MAX_CHARS`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+import lxml.html
+from lxml import etree
+
+from .errors import ParseError
+from .models import Entry
+
+__all__ = ["ParsedFeed", "parse_feed", "html_to_text", "MAX_ENTRIES", "MAX_CHARS",
+           "FUTURE_TOLERANCE"]
+
+MAX_ENTRIES = 1000
+MAX_CHARS = {"title": 1_000, "summary": 20_000, "content": 500_000, "author": 300,
+             "url": 4_096, "guid": 2_048, "feed_title": 1_000}
+FUTURE_TOLERANCE = timedelta(days=1)
+MAX_TTL_SECONDS = 86_400.0
+
+_FEED_ROOTS = {"rss", "feed", "rdf", "channel"}
+_SY_PERIODS = {"hourly": 3_600, "daily": 86_400, "weekly": 604_800,
+               "monthly": 2_592_000, "yearly": 31_536_000}
+_UTF_ENCODINGS = ("utf-8", "utf8", "utf-16", "utf-32", "utf_8")
+
+
+@dataclass
+class ParsedFeed:
+    title: str
+    entries: list[Entry] = field(default_factory=list)
+    ttl_seconds: float | None = None
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
+               now: datetime | None = None) -> ParsedFeed:
+    """Parse feed bytes fetched from ``url`` (``content_type``: the HTTP header).
+
+    ``now`` (default: the current time) is the reference for rejecting dates in
+    the future. Raises :class:`ParseError` when ``body`` is not a feed.
+    """
+    if not isinstance(body, (bytes, bytearray)):
+        raise TypeError("parse_feed() takes the raw bytes of the response")
+    body = bytes(body)
+    root = _sniff(body)
+    _refuse_hostile_doctype(body)
+    headers = {"content-location": url, "content-type": _effective_content_type(body, content_type)}
+    try:
+        parsed = feedparser.parse(body, response_headers=headers)
+    except Exception as exc:  # feedparser is lenient; anything escaping it is a bug in the input
+        raise ParseError(f"not a feed: {type(exc).__name__}: {exc}") from exc
+
+    is_feed_root = bool(parsed.get("version")) or root in _FEED_ROOTS
+    if not parsed.entries and not is_feed_root:
+        reason = parsed.get("bozo_exception")
+        detail = f" ({reason})" if reason else ""
+        raise ParseError(f"not a feed: no RSS or Atom root element{detail}")
+
+    now = now or datetime.now(timezone.utc)
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for raw in parsed.entries:
+        entry = _entry(raw, url, now)
+        if entry is None:
+            continue
+        key = entry.guid or entry.url or ""
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(entry)
+        if len(entries) >= MAX_ENTRIES:
+            break
+    feed = parsed.feed
+    title = _clip(_field_text(feed.get("title_detail"), feed.get("title", "")), "feed_title")
+    return ParsedFeed(title=title, entries=entries, ttl_seconds=_ttl(feed))
+
+
+# ---------------------------------------------------------------- what is it?
+
+_TAG_RE = re.compile(rb"\s*<\s*([A-Za-z_][\w.:-]*)")
+_SKIP_RE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.S | re.I)
+
+
+def _head_bytes(body: bytes, size: int = 65_536) -> bytes:
+    """The start of the body as ASCII-compatible bytes (UTF-16/32 transcoded)."""
+    head = body[:size]
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                       (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            return head[len(bom):].decode(codec, "ignore").encode("utf-8")
+    if head[:2] in (b"<\x00", b"\x00<"):
+        return head.decode("utf-16-le" if head[0] == 0x3C else "utf-16-be", "ignore").encode("utf-8")
+    return head.removeprefix(b"\xef\xbb\xbf")
+
+
+def _sniff(body: bytes) -> str:
+    """Refuse what is plainly not a feed; return the root element's local name."""
+    head = _head_bytes(body)
+    stripped = head.strip()
+    if not stripped:
+        raise ParseError("not a feed: empty body")
+    if b"\x00" in head[:1024]:
+        kind = "gzip data" if body[:2] == b"\x1f\x8b" else "binary data"
+        raise ParseError(f"not a feed: {kind}")
+    if stripped[:1] in (b"{", b"["):
+        raise ParseError("not a feed: looks like JSON (JSON Feed is not supported)")
+    pos = 0
+    while True:
+        m = _SKIP_RE.match(stripped, pos)
+        if not m or m.end() == pos:
+            break
+        pos = m.end()
+    m = _TAG_RE.match(stripped, pos)
+    if m is None:
+        if re.match(rb"\s*<!doctype\s+html", stripped, re.I):
+            raise ParseError("not a feed: looks like an HTML page")
+        raise ParseError("not a feed: the body does not start with an XML element")
+    name = m.group(1).decode("ascii", "replace").lower().rsplit(":", 1)[-1]
+    if name in ("html", "head", "body"):
+        raise ParseError("not a feed: looks like an HTML page")
+    if name in ("urlset", "sitemapindex"):
+        raise ParseError("not a feed: this is a sitemap")
+    if name == "svg":
+        raise ParseError("not a feed: this is an SVG image")
+    return name
+
+
+_DOCTYPE_RE = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.S | re.I)
+_ENTITY_RE = re.compile(rb"<!ENTITY\s+(%\s*)?[^\s]+\s+(SYSTEM|PUBLIC|\"[^\"]*\"|'[^']*')", re.I)
+
+
+def _refuse_hostile_doctype(body: bytes) -> None:
+    m = _DOCTYPE_RE.search(_head_bytes(body))
+    if not m:
+        return
+    for ent in _ENTITY_RE.finditer(m.group(1)):
+        kind = ent.group(2)
+        if ent.group(1) or kind.upper() in (b"SYSTEM", b"PUBLIC"):
+            raise ParseError("refused: the feed declares external or parameter entities")
+        if b"&" in kind or b"%" in kind:
+            raise ParseError("refused: the feed declares nested entities (entity expansion attack)")
+
+
+_DECL_ENC_RE = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+
+
+def _effective_content_type(body: bytes, content_type: str | None) -> str:
+    ctype = (content_type or "application/xml").strip()
+    declared = ""
+    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", ctype, re.I)
+    if m:
+        declared = m.group(1)
+    else:
+        d = _DECL_ENC_RE.match(body.removeprefix(b"\xef\xbb\xbf")[:200])
+        declared = d.group(1).decode("ascii") if d else ""
+    if declared and declared.lower() not in _UTF_ENCODINGS and _is_non_ascii_utf8(body):
+        mime = ctype.split(";", 1)[0].strip() or "application/xml"
+        return f"{mime}; charset=utf-8"
+    return ctype
+
+
+def _is_non_ascii_utf8(body: bytes) -> bool:
+    if body.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- entries
+
+def _entry(raw: Any, feed_url: str, now: datetime) -> Entry | None:
+    guid = _clip((raw.get("id") or "").strip(), "guid") or None
+    link = _entry_link(raw, feed_url)
+    if link is None and guid and raw.get("guidislink", True):
+        link = _http_url(guid, feed_url)
+    if link is None and guid is None:
+        return None
+    content = ""
+    for part in raw.get("content") or []:
+        content = _field_text(part, part.get("value", ""), paragraphs=True)
+        if content:
+            break
+    author_detail = raw.get("author_detail") or {}
+    author = author_detail.get("name") or raw.get("author") or ""
+    return Entry(
+        url=link,
+        guid=guid,
+        title=_clip(_field_text(raw.get("title_detail"), raw.get("title", "")), "title"),
+        summary=_clip(_field_text(raw.get("summary_detail"), raw.get("summary", "")), "summary"),
+        content=_clip(content, "content"),
+        published=_published(raw, now),
+        author=_clip(_collapse(html.unescape(author)), "author"),
+    )
+
+
+def _entry_link(raw: Any, feed_url: str) -> str | None:
+    links = raw.get("links") or []
+    ordered = [ln for ln in links if ln.get("rel", "alternate") == "alternate"]
+    ordered.sort(key=lambda ln: 0 if "html" in (ln.get("type") or "text/html") else 1)
+    candidates = [ln.get("href") for ln in ordered] + [raw.get("link")]
+    for href in candidates:
+        if href:
+            resolved = _http_url(href, feed_url)
+            if resolved:
+                return resolved
+    return None
+
+
+def _http_url(href: str, base: str) -> str | None:
+    href = href.strip()
+    if not href or len(href) > MAX_CHARS["url"]:
+        return None
+    try:
+        resolved = urljoin(base, href)
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return resolved
+
+
+def _published(raw: Any, now: datetime) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = raw.get(key)
+        if not parsed:
+            continue
+        try:
+            when = datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+        except (OverflowError, ValueError, OSError, TypeError):
+            continue
+        if when > now + FUTURE_TOLERANCE:
+            return None
+        return when
+    return None
+
+
+def _ttl(feed: Any) -> float | None:
+    try:
+        minutes = float(feed.get("ttl", ""))
+        if minutes > 0:
+            return min(minutes * 60.0, MAX_TTL_SECONDS)
+    except (TypeError, ValueError):
+        pass
+    period = _SY_PERIODS.get(str(feed.get("sy_updateperiod", "")).strip().lower())
+    if period:
+        try:
+            frequency = max(1.0, float(feed.get("sy_updatefrequency", 1) or 1))
+        except (TypeError, ValueError):
+            frequency = 1.0
+        return min(period / frequency, MAX_TTL_SECONDS)
+    return None
+
+
+# ---------------------------------------------------------------- text
+
+_WS_RE = re.compile(r"\s+")
+_BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+               "blockquote", "pre", "table", "tr", "section", "article", "figure",
+               "figcaption", "header", "footer", "dd", "dt", "hr"}
+_INVISIBLE_TAGS = {"script", "style", "template", "noscript"}
+
+
+def _collapse(text: str) -> str:
+    return _WS_RE.sub(" ", text).strip()
+
+
+def _clip(text: str, name: str) -> str:
+    limit = MAX_CHARS[name]
+    return text if len(text) <= limit else text[:limit].rstrip()
+
+
+def _field_text(detail: Any, value: str, *, paragraphs: bool = False) -> str:
+    """Plain text of a feedparser text construct (HTML or plain)."""
+    if not value:
+        return ""
+    kind = (detail or {}).get("type", "text/html") if isinstance(detail, dict) else "text/html"
+    if kind == "text/plain" and "<" not in value and "&" not in value:
+        return _collapse(value)
+    return html_to_text(value, paragraphs=paragraphs)
+
+
+def html_to_text(markup: str, *, paragraphs: bool = False) -> str:
+    """Strip tags and entities; collapse white space.
+
+    With ``paragraphs`` block elements become paragraph breaks (``"\\n\\n"``),
+    otherwise everything is one line.
+    """
+    if not markup or not markup.strip():
+        return ""
+    if "<" not in markup:
+        return _collapse(html.unescape(markup))
+    try:
+        root = lxml.html.fragment_fromstring(markup, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return _collapse(html.unescape(re.sub(r"<[^>]*>", " ", markup)))
+    chunks: list[str] = []
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        tag = el.tag if isinstance(el.tag, str) else None  # None: comment or PI
+        if event == "start":
+            if tag in _BLOCK_TAGS:
+                chunks.append("\n\n")
+            if el.text and tag is not None and tag not in _INVISIBLE_TAGS:
+                chunks.append(el.text)
+        else:
+            if tag in _BLOCK_TAGS:
+                chunks.append("\n\n")
+            if el is not root and el.tail:
+                chunks.append(el.tail)
+    text = "".join(chunks)
+    if not paragraphs:
+        return _collapse(text)
+    paras = (_collapse(p) for p in re.split(r"\n\s*\n", text))
+    return "\n\n".join(p for p in paras if p)

@@ -1,0 +1,66 @@
+"""Logging: one line per event on stderr, with every configured secret redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Iterable
+
+REDACTED = "***"
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces every secret (values taken from the environment) in a record."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        # Longest first, so that a secret containing another is redacted whole.
+        self.secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, REDACTED)
+            record.msg, record.args = message, None
+            if record.exc_text or record.exc_info:
+                text = logging.Formatter().formatException(record.exc_info) if record.exc_info else record.exc_text
+                for secret in self.secrets:
+                    text = text.replace(secret, REDACTED)
+                record.exc_info, record.exc_text = None, text
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for logs read by machines (``run``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                "level": record.levelname.lower(), "logger": record.name,
+                "message": record.getMessage()}
+        for key in ("source", "article", "alert", "notifier", "event"):
+            if hasattr(record, key):
+                data[key] = getattr(record, key)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        elif record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup_logging(verbose: int = 0, *, secrets: Iterable[str] = (), json_lines: bool = False) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactSecrets(secrets))
+    handler.setFormatter(JsonFormatter() if json_lines else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries' chatter stays out unless asked for.
+    for name in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "charset_normalizer"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.INFO)

@@ -1,0 +1,323 @@
+"""One pass over the sources: fetch, parse, skip what was seen, fetch and extract
+new articles, dedup, match, record alerts in the outbox.
+
+Each source is processed on its own: whatever goes wrong with one (network,
+hostile bytes, a page that cannot be extracted) is recorded on that source and
+costs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from monitor import feeds, links, sitemaps
+from monitor.config import Config, SourceConfig
+from monitor.dedup import Fingerprints, Verdict, ingest
+from monitor.errors import FetchError, MonitorError, ParseError
+from monitor.extract import extract_article
+from monitor.fetch import Fetcher, Response
+from monitor.models import AlertRecord, Article, Entry
+from monitor.query import Document, MatchResult, RuleSet, compile_query
+from monitor.textsafe import one_line
+from monitor.urls import canonicalize
+from storage.base import AlertRow, SourceState, Store
+
+log = logging.getLogger("monitor.pipeline")
+
+# Child sitemaps followed from a sitemap index, newest first by position.
+MAX_CHILD_SITEMAPS = 3
+# New entries taken from one source in one pass (the rest wait for the next pass).
+MAX_NEW_ENTRIES = 200
+
+
+@dataclass
+class SourceResult:
+    name: str
+    status: str = "ok"                 # ok | not_modified | error
+    error: str | None = None
+    entries: int = 0
+    new_articles: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    article_errors: int = 0
+
+    def summary(self) -> dict:
+        return {"name": self.name, "status": self.status, "error": self.error,
+                "entries": self.entries, "new_articles": self.new_articles}
+
+
+@dataclass
+class RunSummary:
+    sources: list[SourceResult] = field(default_factory=list)
+    delivered: int = 0
+    failed_deliveries: int = 0
+    previews: list[dict] = field(default_factory=list)   # dry run: what would alert
+
+    @property
+    def new_articles(self) -> int:
+        return sum(s.new_articles for s in self.sources)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(s.duplicates for s in self.sources)
+
+    @property
+    def alerts(self) -> int:
+        return sum(s.alerts for s in self.sources)
+
+    @property
+    def ok(self) -> bool:
+        return (all(s.status != "error" for s in self.sources)
+                and self.failed_deliveries == 0)
+
+    def to_dict(self) -> dict:
+        return {"sources": [s.summary() for s in self.sources],
+                "new_articles": self.new_articles, "duplicates": self.duplicates,
+                "alerts": self.alerts, "delivered": self.delivered,
+                "failed_deliveries": self.failed_deliveries}
+
+
+def compile_rules(config: Config) -> dict[str, RuleSet]:
+    """One RuleSet per source, holding the rules that apply to it."""
+    queries = {r.name: compile_query(r.query, rule=r.name) for r in config.rules}
+    return {s.name: RuleSet({r.name: queries[r.name] for r in config.rules
+                             if not r.sources or s.name in r.sources})
+            for s in config.sources}
+
+
+def alert_channels(config: Config, rule_name: str) -> list[tuple[str, bool]]:
+    """(notifier, is_digest) for each channel of a rule; console when it names none."""
+    rule = next(r for r in config.rules if r.name == rule_name)
+    names = rule.notify or ("console",)
+    modes = {n.name: n.mode == "digest" for n in config.notifiers}
+    return [(name, modes.get(name, False)) for name in names]
+
+
+class Pipeline:
+    def __init__(self, config: Config, store: Store, fetcher: Fetcher, *,
+                 dry_run: bool = False, now: Callable[[], datetime] | None = None,
+                 on_progress: Callable[[str, str], None] | None = None):
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.dry_run = dry_run
+        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.rules = compile_rules(config)
+        self.on_progress = on_progress or (lambda source, message: None)
+        self.previews: list[dict] = []
+        # In a dry run nothing is stored, so copies within the pass are caught here.
+        self._dry_seen: set[str] = set()
+
+    async def run(self, sources: list[SourceConfig]) -> list[SourceResult]:
+        return list(await asyncio.gather(*(self.poll(s) for s in sources)))
+
+    async def poll(self, source: SourceConfig) -> SourceResult:
+        result = SourceResult(source.name)
+        state = self.store.source_state(source.name)
+        started = self.now()
+        try:
+            entries = await self._entries(source, state, result)
+            if entries is not None:
+                await self._process_entries(source, entries, result)
+        except (FetchError, ParseError) as exc:
+            result.status, result.error = "error", one_line(str(exc), 300)
+        except MonitorError as exc:
+            result.status, result.error = "error", one_line(str(exc), 300)
+        except Exception as exc:     # a bug must cost this source only, and be visible
+            log.exception("source %s: unexpected error", source.name)
+            result.status = "error"
+            result.error = one_line(f"internal error: {type(exc).__name__}: {exc}", 300)
+        self._record(source, state, result, started)
+        self.on_progress(source.name, "done")
+        return result
+
+    def _record(self, source: SourceConfig, state: SourceState, result: SourceResult,
+                started: datetime) -> None:
+        if self.dry_run:
+            return
+        state.last_polled = started
+        if result.status == "error":
+            state.last_error, state.last_error_at = result.error, started
+            state.consecutive_failures += 1
+            log.warning("source %s: %s", source.name, result.error)
+        else:
+            state.last_success = started
+            state.consecutive_failures = 0
+        state.next_poll = started + timedelta(seconds=source.interval)
+        self.store.save_source_state(state)
+
+    # fetching and parsing the source ------------------------------------------
+    async def _entries(self, source: SourceConfig, state: SourceState,
+                       result: SourceResult) -> list[Entry] | None:
+        self.on_progress(source.name, "fetching")
+        response = await self.fetcher.get(source.url, etag=state.etag,
+                                          last_modified=state.last_modified)
+        if response.not_modified:
+            result.status = "not_modified"
+            return None
+        body_hash = hashlib.sha256(response.body).hexdigest()
+        unchanged = body_hash == state.body_hash
+        entries = self._parse(source, response)
+        if source.kind == "sitemap" and isinstance(entries, tuple):
+            entries = await self._sitemap_children(*entries)
+        result.entries = len(entries)
+        if not self.dry_run:
+            state.etag, state.last_modified = response.etag, response.last_modified
+            state.body_hash = body_hash
+        if unchanged:
+            # The same bytes as last time: nothing in it can be new.
+            result.status = "not_modified"
+            return None
+        return entries
+
+    def _parse(self, source: SourceConfig, response: Response):
+        if source.kind == "feed":
+            return feeds.parse_feed(response.body, url=response.url,
+                                    content_type=response.headers.get("content-type")).entries
+        if source.kind == "page":
+            return links.discover_links(response.body, url=response.url,
+                                        link_pattern=source.link_pattern,
+                                        charset=response.charset)
+        parsed = sitemaps.parse_sitemap(response.body, url=response.url)
+        return (parsed.entries, parsed.sitemaps)
+
+    async def _sitemap_children(self, entries: list[Entry], children: list[str]) -> list[Entry]:
+        for child in children[:MAX_CHILD_SITEMAPS]:
+            response = await self.fetcher.get(child)
+            entries.extend(sitemaps.parse_sitemap(response.body, url=response.url).entries)
+        return entries
+
+    # entries -> articles -------------------------------------------------------
+    async def _process_entries(self, source: SourceConfig, entries: list[Entry],
+                               result: SourceResult) -> None:
+        keyed: list[tuple[Entry, list[str]]] = []
+        for entry in entries:
+            keys = _entry_keys(entry)
+            if keys:
+                keyed.append((entry, keys))
+        seen = self.store.seen_keys(source.name, [k for _, ks in keyed for k in ks])
+        fresh = [(e, ks) for e, ks in keyed if not seen.intersection(ks)]
+        # Entries another source already brought in are not fetched again.
+        known = self.store.known_urls(ks[0] for _, ks in fresh if ks[0].startswith("http"))
+        if known and not self.dry_run:
+            self.store.mark_seen(source.name, [k for e, ks in fresh if ks[0] in known for k in ks],
+                                 None)
+        result.duplicates += sum(1 for _, ks in fresh if ks[0] in known)
+        fresh = [(e, ks) for e, ks in fresh if ks[0] not in known][:MAX_NEW_ENTRIES]
+        self.on_progress(source.name, f"{len(fresh)} new entries")
+        await asyncio.gather(*(self._process_entry(source, e, ks, result) for e, ks in fresh))
+
+    async def _process_entry(self, source: SourceConfig, entry: Entry, keys: list[str],
+                             result: SourceResult) -> None:
+        try:
+            article, aliases = await self._article(source, entry, keys[0])
+        except Exception:
+            log.exception("source %s: entry %s", source.name, keys[0])
+            result.article_errors += 1
+            return
+        if article is None:
+            return
+        fp = await asyncio.to_thread(Fingerprints.of, article)
+        matches = self.rules[source.name].match(Document.build(
+            title=article.title, text=article.text, source=source.name, url=article.url))
+        now = self.now()
+        if self.dry_run and (fp.content_hash in self._dry_seen):
+            result.duplicates += 1
+            return
+        self._dry_seen.add(fp.content_hash)
+        with self.store.exclusive(dry_run=self.dry_run) as tx:
+            verdict = ingest(tx, article, fp, aliases=aliases, now=now)
+            if not self.dry_run:
+                tx.mark_seen(source.name, keys, verdict.article_id)
+            if not verdict.is_new:
+                result.duplicates += 1
+                log.info("source %s: %s is a %s duplicate of article %s", source.name,
+                         article.url, verdict.kind, verdict.article_id)
+                return
+            result.new_articles += 1
+            if matches and not self._too_old(article, now):
+                for rule, match in matches.items():
+                    record = self._alert(tx, rule, match, article, verdict, now)
+                    if record is not None:
+                        result.alerts += 1
+                        if self.dry_run:
+                            self.previews.append(record.to_dict())
+
+    def _too_old(self, article: Article, now: datetime) -> bool:
+        return (article.published is not None and
+                now - article.published > timedelta(seconds=self.config.monitor.max_age))
+
+    def _alert(self, tx, rule: str, match: MatchResult, article: Article, verdict: Verdict,
+               now: datetime) -> AlertRecord | None:
+        story_id = verdict.story_id or str(verdict.article_id)
+        record = AlertRecord(
+            alert_id=uuid.uuid4().hex, rule=rule, story_id=story_id,
+            followup=tx.rule_has_story_alert(rule, story_id),
+            url=article.url, title=article.title, source=article.source,
+            published=article.published.isoformat() if article.published else None,
+            matched=match.terms, snippet=match.snippet())
+        inserted = tx.insert_alert(
+            AlertRow(alert_id=record.alert_id, rule=rule, article_id=verdict.article_id,
+                     story_id=story_id, followup=record.followup, created_at=now,
+                     record=record.to_dict()),
+            alert_channels(self.config, rule))
+        return record if inserted else None
+
+    async def _article(self, source: SourceConfig, entry: Entry,
+                       url: str) -> tuple[Article | None, list[str]]:
+        """The article behind an entry: its page's text, else the feed's own."""
+        aliases: list[str] = []
+        extracted = None
+        if source.fetch_articles and url.startswith("http"):
+            try:
+                response = await self.fetcher.get(url)
+                if response.url != url:
+                    aliases.append(url)
+                    url = _canonical(response.url) or url
+                extracted = await asyncio.to_thread(
+                    extract_article, response.body, url=response.url, charset=response.charset)
+            except (FetchError, ParseError) as exc:
+                log.info("source %s: article %s not fetched (%s); using the feed's text",
+                         source.name, url, exc)
+        if extracted is not None and extracted.canonical_url:
+            canonical = _canonical(extracted.canonical_url)
+            if canonical and canonical != url:
+                aliases.append(url)
+                url = canonical
+        title = (extracted.title if extracted and extracted.title else entry.title).strip()
+        text = (extracted.text if extracted and extracted.text else
+                entry.content or entry.summary or "").strip()
+        if not title and not text:
+            return None, aliases
+        return Article(
+            url=url, title=title, text=text, source=source.name,
+            published=(extracted.published if extracted and extracted.published
+                       else entry.published),
+            author=(extracted.author if extracted and extracted.author else entry.author),
+            site_name=extracted.site_name if extracted else "",
+            language=extracted.language if extracted else "",
+            guid=entry.guid, extracted=bool(extracted and extracted.text),
+        ), aliases
+
+
+def _canonical(url: str) -> str | None:
+    try:
+        return canonicalize(url)
+    except ValueError:
+        return None
+
+
+def _entry_keys(entry: Entry) -> list[str]:
+    """The keys an entry is remembered by: its canonical URL first, then its GUID."""
+    keys = []
+    if entry.url and (url := _canonical(entry.url)):
+        keys.append(url)
+    if entry.guid:
+        keys.append("guid:" + entry.guid[:500])
+    return keys
