@@ -107,3 +107,36 @@ def _failed(store: Store, row: DeliveryRow, name: str, error: str, permanent: bo
                 one_line(error, 300))
     store.delivery_failed(row.alert_id, name, error, permanent=permanent,
                           next_attempt=next_attempt)
+
+
+async def deliver_digest(store: Store, notifier: Notifier, *,
+                         now: Callable[[], datetime] | None = None) -> DeliveryStats:
+    """Send a digest channel's pending alerts as one message grouped by story.
+
+    On failure every alert stays pending and goes into the next digest: nothing
+    is lost between digests or across a restart.
+    """
+    now = now or (lambda: datetime.now(timezone.utc))
+    stats = DeliveryStats()
+    claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS, digest=True,
+                                     notifier=notifier.name, limit=500)
+    if not claimed:
+        return stats
+    alerts = sorted((_record(record) for _, record in claimed), key=lambda a: a.story_id)
+    try:
+        receipt = await notifier.send_digest(alerts)
+    except Exception as exc:
+        permanent = isinstance(exc, DeliveryError) and exc.permanent
+        message = str(exc) if isinstance(exc, DeliveryError) else f"internal error: {type(exc).__name__}"
+        for row, _ in claimed:
+            # Digests are retried at the next scheduled digest, not given up on.
+            store.delivery_failed(row.alert_id, notifier.name, message,
+                                  permanent=False, next_attempt=None)
+        log.warning("digest %s failed (%s): %s", notifier.name,
+                    "permanent" if permanent else "will retry", one_line(message, 300))
+        stats.failed = len(claimed)
+        return stats
+    for row, _ in claimed:
+        store.delivery_sent(row.alert_id, notifier.name, receipt or {}, now())
+    stats.delivered = len(claimed)
+    return stats

@@ -84,7 +84,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     _refuse_hostile_doctype(body)
     headers = {"content-location": url, "content-type": _effective_content_type(body, content_type)}
     try:
-        parsed = feedparser.parse(body, response_headers=headers)
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
+                                   resolve_relative_uris=False)
     except Exception as exc:  # feedparser is lenient; anything escaping it is a bug in the input
         raise ParseError(f"not a feed: {type(exc).__name__}: {exc}") from exc
 

@@ -81,10 +81,6 @@ _ACCENTS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _ACCENT_RE = re.compile(f"[{_ACCENTS}]+")
 
 
-def _in_spaceless(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in _SPACELESS_RANGES)
-
-
 def _class(codepoints: list[int]) -> str:
     """A regex character-class body for the given sorted code points."""
     parts: list[str] = []
@@ -119,17 +115,33 @@ def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]
     """
     global _IGNORABLE_RE
     category = unicodedata.category
+    spaceless = bytearray(0x40000)
+    for lo, hi in _SPACELESS_RANGES:
+        spaceless[lo:hi + 1] = b"\x01" * (hi + 1 - lo)
     letters: list[int] = [*range(0x30, 0x3A), *range(0x41, 0x5B), *range(0x61, 0x7B)]
     cjk: list[int] = []
     marks: list[int] = []
     ignorable: list[int] = []
+    alnum = re.compile(r"[^\W_]+")
     for block in _SCAN:
-        for cp in block:
+        chars = "".join(map(chr, block))
+        base = block.start
+        pos = 0
+        # str's \w is exactly the letters and digits (categories L*, N*) plus "_",
+        # so the regex finds those in bulk; only the rest needs category().
+        for m in alnum.finditer(chars):
+            for cp in range(base + m.start(), base + m.end()):
+                (cjk if cp < 0x40000 and spaceless[cp] else letters).append(cp)
+            for cp in range(base + pos, base + m.start()):
+                cat = category(chr(cp))
+                if cat[0] == "M":
+                    marks.append(cp)
+                elif cat == "Cf":
+                    ignorable.append(cp)
+            pos = m.end()
+        for cp in range(base + pos, block.stop):
             cat = category(chr(cp))
-            first = cat[0]
-            if first == "L" or first == "N":
-                (cjk if _in_spaceless(cp) else letters).append(cp)
-            elif first == "M":
+            if cat[0] == "M":
                 marks.append(cp)
             elif cat == "Cf":
                 ignorable.append(cp)
@@ -150,6 +162,12 @@ def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]
             if cp not in same:
                 continue
             folded = [ord(ch) for ch in _raw_fold(chr(cp))]
+            if folded and all(ch in mark_set for ch in folded):
+                # ﾞ (half-width voicing mark) folds to a combining mark: it attaches.
+                same.discard(cp)
+                mark_set.add(cp)
+                dropped = True
+                continue
             if not folded or folded[0] not in same or any(
                     ch not in same and ch not in mark_set for ch in folded):
                 same.discard(cp)
@@ -158,7 +176,7 @@ def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]
             break
 
     w, c = f"[{_class(sorted(word_set))}]", f"[{_class(sorted(cjk_set))}]"
-    m, i = f"[{_class(marks)}]", f"[{_class(ignorable)}]"
+    m, i = f"[{_class(sorted(mark_set))}]", f"[{_class(ignorable)}]"
     token_re = re.compile(
         f"({c}(?:(?:{c}|{m}|{i})*(?:{c}|{m}))?)"
         f"|({w}(?:(?:{w}|{m}|{i})*(?:{w}|{m}))?)")
