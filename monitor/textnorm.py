@@ -81,19 +81,53 @@ _ACCENTS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _ACCENT_RE = re.compile(f"[{_ACCENTS}]+")
 
 
-def _class(codepoints: list[int]) -> str:
-    """A regex character-class body for the given sorted code points."""
-    parts: list[str] = []
-    i = 0
-    n = len(codepoints)
-    while i < n:
-        j = i
-        while j + 1 < n and codepoints[j + 1] == codepoints[j] + 1:
-            j += 1
-        lo, hi = codepoints[i], codepoints[j]
-        parts.append(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}")
-        i = j + 1
-    return "".join(parts)
+def _class(ranges: list[tuple[int, int]]) -> str:
+    """A regex character-class body for sorted, disjoint inclusive ranges."""
+    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}"
+                   for lo, hi in ranges)
+
+
+def _ranges(codepoints: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for cp in sorted(codepoints):
+        if out and out[-1][1] == cp - 1:
+            out[-1] = (out[-1][0], cp)
+        else:
+            out.append((cp, cp))
+    return out
+
+
+def _minus(ranges: list[tuple[int, int]], removed: set[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        for cp in sorted(c for c in removed if lo <= c <= hi):
+            if lo < cp:
+                out.append((lo, cp - 1))
+            lo = cp + 1
+        if lo <= hi:
+            out.append((lo, hi))
+    return out
+
+
+def _split(ranges: list[tuple[int, int]], by: tuple[tuple[int, int], ...]
+           ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(parts of ``ranges`` outside ``by``, parts inside ``by``)."""
+    outside: list[tuple[int, int]] = []
+    inside: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        cur = lo
+        for blo, bhi in by:
+            if bhi < cur or blo > hi:
+                continue
+            if blo > cur:
+                outside.append((cur, blo - 1))
+            inside.append((max(cur, blo), min(hi, bhi)))
+            cur = bhi + 1
+            if cur > hi:
+                break
+        if cur <= hi:
+            outside.append((cur, hi))
+    return outside, inside
 
 
 def _raw_fold(text: str) -> str:
@@ -104,87 +138,98 @@ def _raw_fold(text: str) -> str:
 
 
 _SCAN = (range(0x80, 0xD800), range(0xE000, 0x40000), range(0xE0000, 0xE1000))
+# Letters known to fold to themselves (Han ideographs, Hangul syllables): not
+# worth checking one by one at import.
+_STABLE = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3),
+           (0x20000, 0x2F7FF), (0x30000, 0x323AF))
 
 
-def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Classify the code points once: word, spaceless (cjk), mark, ignorable.
 
-    Done at import (about a tenth of a second) rather than shipped as a table so
-    that it always agrees with the running Python's Unicode database. Planes 4–13
-    are unassigned and 15–16 private use, so they are not scanned.
+    Done at import rather than shipped as a table so that it always agrees with
+    the running Python's Unicode database. Planes 4–13 are unassigned and 15–16
+    private use, so they are not scanned.
     """
     global _IGNORABLE_RE
     category = unicodedata.category
-    spaceless = bytearray(0x40000)
-    for lo, hi in _SPACELESS_RANGES:
-        spaceless[lo:hi + 1] = b"\x01" * (hi + 1 - lo)
-    letters: list[int] = [*range(0x30, 0x3A), *range(0x41, 0x5B), *range(0x61, 0x7B)]
-    cjk: list[int] = []
+    alnum_ranges: list[tuple[int, int]] = [(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)]
     marks: list[int] = []
     ignorable: list[int] = []
+    # str's \w is exactly the letters and digits (categories L*, N*) plus "_",
+    # so a regex finds those in bulk; only the rest needs category().
     alnum = re.compile(r"[^\W_]+")
     for block in _SCAN:
         chars = "".join(map(chr, block))
         base = block.start
         pos = 0
-        # str's \w is exactly the letters and digits (categories L*, N*) plus "_",
-        # so the regex finds those in bulk; only the rest needs category().
         for m in alnum.finditer(chars):
-            for cp in range(base + m.start(), base + m.end()):
-                (cjk if cp < 0x40000 and spaceless[cp] else letters).append(cp)
-            for cp in range(base + pos, base + m.start()):
-                cat = category(chr(cp))
+            alnum_ranges.append((base + m.start(), base + m.end() - 1))
+            for i in range(pos, m.start()):
+                cat = category(chars[i])
                 if cat[0] == "M":
-                    marks.append(cp)
+                    marks.append(base + i)
                 elif cat == "Cf":
-                    ignorable.append(cp)
+                    ignorable.append(base + i)
             pos = m.end()
-        for cp in range(base + pos, block.stop):
-            cat = category(chr(cp))
+        for i in range(pos, len(chars)):
+            cat = category(chars[i])
             if cat[0] == "M":
-                marks.append(cp)
+                marks.append(base + i)
             elif cat == "Cf":
-                ignorable.append(cp)
-    _IGNORABLE_RE = re.compile(f"[{_class(ignorable)}]+")
+                ignorable.append(base + i)
+    _IGNORABLE_RE = re.compile(f"[{_class(_ranges(ignorable))}]+")
+    word_ranges, cjk_ranges = _split(alnum_ranges, _SPACELESS_RANGES)
 
-    # Drop letters whose folded form is not a single word of the same kind
-    # (so that normalise() is idempotent). Repeated until stable, since
-    # dropping one letter can disqualify another.
-    word_set, cjk_set, mark_set = set(letters), set(cjk), set(marks)
-    word_set.discard(0x02BC)   # MODIFIER LETTER APOSTROPHE is an apostrophe
-    changing = [cp for cp in (*letters, *cjk)
+    # Drop letters whose folded form is not a single word of the same kind (so
+    # that normalise() is idempotent); letters that fold to combining marks
+    # (half-width ﾞ) become marks. Repeated until stable, since dropping one
+    # letter can disqualify another.
+    mark_set = set(marks)
+    word_re = re.compile(f"[{_class(word_ranges)}]")
+    cjk_re = re.compile(f"[{_class(cjk_ranges)}]")
+    removed: set[int] = {0x02BC}   # MODIFIER LETTER APOSTROPHE is an apostrophe
+    to_check = [cp for lo, hi in _split(alnum_ranges, _STABLE)[0] for cp in range(lo, hi + 1)
                 if not unicodedata.is_normalized("NFKD", chr(cp))
                 or chr(cp).casefold() != chr(cp)]
-    while True:
-        dropped = False
-        for cp in changing:
-            same = cjk_set if cp in cjk_set else word_set
-            if cp not in same:
-                continue
-            folded = [ord(ch) for ch in _raw_fold(chr(cp))]
-            if folded and all(ch in mark_set for ch in folded):
-                # ﾞ (half-width voicing mark) folds to a combining mark: it attaches.
-                same.discard(cp)
-                mark_set.add(cp)
-                dropped = True
-                continue
-            if not folded or folded[0] not in same or any(
-                    ch not in same and ch not in mark_set for ch in folded):
-                same.discard(cp)
-                dropped = True
-        if not dropped:
-            break
+    folds = {cp: [ord(ch) for ch in _raw_fold(chr(cp))] for cp in to_check}
 
-    w, c = f"[{_class(sorted(word_set))}]", f"[{_class(sorted(cjk_set))}]"
-    m, i = f"[{_class(sorted(mark_set))}]", f"[{_class(ignorable)}]"
+    def kind(cp: int) -> str:
+        if cp in mark_set:
+            return "m"
+        if cp in removed:
+            return ""
+        ch = chr(cp)
+        return "w" if word_re.match(ch) else "c" if cjk_re.match(ch) else ""
+
+    while True:
+        changed = False
+        for cp, folded in folds.items():
+            own = kind(cp)
+            if own not in ("w", "c"):
+                continue
+            kinds = [kind(ch) for ch in folded]
+            if kinds and all(k == "m" for k in kinds):
+                mark_set.add(cp)
+            elif not kinds or kinds[0] != own or any(k not in (own, "m") for k in kinds):
+                removed.add(cp)
+            else:
+                continue
+            changed = True
+        if not changed:
+            break
+    removed |= mark_set
+    w = f"[{_class(_minus(word_ranges, removed))}]"
+    c = f"[{_class(_minus(cjk_ranges, removed))}]"
+    m, i = f"[{_class(_ranges(list(mark_set)))}]", f"[{_class(_ranges(ignorable))}]"
     token_re = re.compile(
         f"({c}(?:(?:{c}|{m}|{i})*(?:{c}|{m}))?)"
         f"|({w}(?:(?:{w}|{m}|{i})*(?:{w}|{m}))?)")
-    return token_re, re.compile(c), re.compile(w)
+    return token_re, re.compile(c)
 
 
 _IGNORABLE_RE: re.Pattern[str]
-_TOKEN_RE, _CJK_CHAR_RE, _WORD_CHAR_RE = _build_token_re()
+_TOKEN_RE, _CJK_CHAR_RE = _build_token_re()
 
 
 def is_cjk_char(ch: str) -> bool:
