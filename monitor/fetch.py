@@ -40,12 +40,13 @@ __all__ = ["FetchPolicy", "Fetcher", "Response", "guarded_transport", "parse_ret
 ACCEPT_ENCODING = "gzip, deflate, br"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _MAX_ENCODINGS = 3  # "gzip, br" is legal; a longer chain is a prank
+_DECODE_STEP = 256 * 1024  # decoded bytes per decompressor call
 
 
 @dataclass(frozen=True)
 class FetchPolicy:
     user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
-    timeout: float = 30.0            # TOTAL deadline per request, seconds, incl. redirects and body
+    timeout: float = 30.0            # TOTAL deadline per request, incl. redirects and body
     max_body: int = 10 * 1024 * 1024 # bytes, applied to the raw body AND to the decoded body
     max_redirects: int = 5
     allow_private_networks: bool = False
@@ -164,6 +165,9 @@ class _Decoder:
         # never 0, which zlib reads as "no limit".
         return self._limit - self._produced + 1
 
+    def _step(self) -> int:
+        return min(self._room(), _DECODE_STEP)
+
     def _count(self, out: bytes) -> bytes:
         self._produced += len(out)
         if self._produced > self._limit:
@@ -201,12 +205,12 @@ class _ZlibDecoder(_Decoder):
         out = []
         while data and not self._done:
             try:
-                # If the cap is hit, decompress stops with input left over and the
-                # output one byte over the limit, so _count raises.
-                out.append(self._count(self._obj.decompress(data, self._room())))
+                # Bounded steps, so a bomb never makes one big buffer; past the cap
+                # the output is one byte over the limit and _count raises.
+                out.append(self._count(self._obj.decompress(data, self._step())))
             except zlib.error as exc:
                 raise FetchError(f"could not decode {self.name} body: {exc}") from exc
-            data = b""
+            data = self._obj.unconsumed_tail
             if self._obj.eof:
                 rest = self._obj.unused_data
                 if self.name == "gzip" and rest[:2] == b"\x1f\x8b":
@@ -222,7 +226,7 @@ class _ZlibDecoder(_Decoder):
         if self._done:
             return b""
         try:
-            return self._count(self._obj.flush(self._room()))
+            return self._count(self._obj.flush(self._step()))
         except zlib.error as exc:
             raise FetchError(f"could not decode {self.name} body: {exc}") from exc
 
@@ -237,9 +241,9 @@ class _BrotliDecoder(_Decoder):
     def feed(self, data: bytes) -> bytes:
         out = []
         try:
-            out.append(self._count(self._obj.process(data, output_buffer_limit=self._room())))
+            out.append(self._count(self._obj.process(data, output_buffer_limit=self._step())))
             while not self._obj.can_accept_more_data():
-                out.append(self._count(self._obj.process(b"", output_buffer_limit=self._room())))
+                out.append(self._count(self._obj.process(b"", output_buffer_limit=self._step())))
         except brotli.error as exc:
             raise FetchError(f"could not decode br body: {exc}") from exc
         return b"".join(out)
@@ -365,7 +369,7 @@ def _translate(exc: Exception, policy: FetchPolicy) -> FetchError:
     if (tls := find(ssl.SSLError)) is not None:
         return FetchError(f"TLS handshake failed: {getattr(tls, 'reason', None) or tls}")
     if isinstance(exc, httpx.ConnectError):
-        if find(ConnectionRefusedError) or "refused" in str(exc).lower() or _errno(chain) == errno.ECONNREFUSED:
+        if find(ConnectionRefusedError) or _errno(chain) == errno.ECONNREFUSED:
             return FetchError("connection refused")
         if find(TimeoutError):
             return FetchTimeout(f"timed out after {policy.timeout:g}s")
@@ -397,6 +401,20 @@ def _with_message(exc: FetchError, message: str, url: str | None) -> FetchError:
     if isinstance(exc, HTTPStatusError):
         return HTTPStatusError(message, url=url, status=exc.status, retry_after=exc.retry_after)
     return type(exc)(message, url=url)
+
+
+def _where(current: httpx.URL | None, url: str) -> str | None:
+    """The URL to name in a GET error: the hop that failed, else the one asked for."""
+    if current is not None:
+        return _display_url(current)
+    try:
+        return _display_url(httpx.URL(url))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+
+
+def _located(exc: FetchError, where: str | None) -> str:
+    return f"{exc} ({where})" if where else str(exc)
 
 
 def _parse_target(url: str) -> httpx.URL:
@@ -434,7 +452,8 @@ class Fetcher:
             follow_redirects=False,
             trust_env=False,  # no proxies or .netrc from the environment
             # No cookie jar: it would grow for ever in a daemon and mix sites' state.
-            cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+            cookies=http.cookiejar.CookieJar(
+                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         )
         self._slots = asyncio.Semaphore(max(1, policy.concurrency))
         self._hosts: dict[str, _HostGate] = {}
@@ -463,7 +482,7 @@ class Fetcher:
         try:
             current = _parse_target(url)
             visited = {str(current)}
-            async with self._slots, self._deadline() as start_clock:
+            async with self._deadline() as start_clock:
                 for _ in range(self.policy.max_redirects + 1):
                     async with self._host_turn(current.host, start_clock):
                         response = await self._client.send(
@@ -482,19 +501,19 @@ class Fetcher:
                     current = location
                 raise TooManyRedirects(f"more than {self.policy.max_redirects} redirects")
         except FetchError as exc:
-            where = _display_url(current) if current is not None else "(invalid URL)"
-            raise _with_message(exc, f"{exc} ({where})", where) from (exc.__cause__ or exc)
+            where = _where(current, url)
+            raise _with_message(exc, _located(exc, where), where) from (exc.__cause__ or exc)
         except httpx.HTTPError as exc:
-            where = _display_url(current) if current is not None else "(invalid URL)"
+            where = _where(current, url)
             err = _translate(exc, self.policy)
-            raise _with_message(err, f"{err} ({where})", where) from exc
+            raise _with_message(err, _located(err, where), where) from exc
 
     async def post(self, url: str, *, content: bytes,
                    headers: dict[str, str] | None = None) -> Response:
         """POST for webhooks. The URL is a secret: no message or error ever shows it."""
         try:
             target = _parse_target(url)
-            async with self._slots, self._deadline() as start_clock:
+            async with self._deadline() as start_clock:
                 async with self._host_turn(target.host, start_clock):
                     response = await self._client.send(
                         self._client.build_request("POST", target, content=content,
@@ -522,7 +541,7 @@ class Fetcher:
 
     @contextlib.asynccontextmanager
     async def _deadline(self) -> AsyncIterator[Callable[[], None]]:
-        """The total deadline; its clock starts when the first request gets its host slot.
+        """The total deadline; its clock starts when the first hop holds its slots.
 
         Waiting in the queue for a free slot is not the server's fault, so it is not counted.
         """
@@ -540,7 +559,12 @@ class Fetcher:
 
     @contextlib.asynccontextmanager
     async def _host_turn(self, host: str, start_clock: Callable[[], None]) -> AsyncIterator[None]:
-        """Hold one of the host's slots, respecting per_host_delay between starts."""
+        """Hold one of the host's slots (respecting per_host_delay), then a global one.
+
+        Host first: a request queued behind a busy host must not sit on a global
+        slot that a request to another host could use. Both are taken per hop, in
+        that order, so a redirect cannot deadlock against another request.
+        """
         key = host.lower()
         gate = self._hosts.get(key)
         if gate is None:
@@ -555,8 +579,9 @@ class Fetcher:
                 gate.next_start = begin + self.policy.per_host_delay
                 if begin > now:
                     await asyncio.sleep(begin - now)
-                start_clock()
-                yield
+                async with self._slots:
+                    start_clock()
+                    yield
         finally:
             gate.users -= 1
 

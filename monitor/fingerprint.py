@@ -1,72 +1,81 @@
 """Fingerprints of article text: exact hash, near-duplicate MinHash, story MinHash.
 
-Pure functions, no I/O. The dedup step (``monitor.dedup``) stores what these return
-and asks the store for candidates; this module only decides what is similar.
+Pure functions, no I/O. ``monitor.dedup`` stores what these return and asks the
+store for candidates; this module only decides what is similar.
 
 Near-duplicates (a syndicated or lightly edited copy of one report)
 -------------------------------------------------------------------
-``shingles`` turns normalised text into a set of units: word 5-shingles (five
-consecutive words), and, inside runs of Chinese/Japanese script (which
-``textnorm.normalise`` keeps as unbroken tokens), character 4-grams. ``signature``
-is a MinHash of that set; ``similarity`` estimates the Jaccard index of two sets.
+``shingles`` turns normalised text into a set: word 4-shingles (four consecutive
+words) and, inside runs of scripts written without spaces (Japanese, Chinese;
+``textnorm`` keeps each run as one token), character 4-grams. ``signature`` is a
+MinHash of that set; ``similarity`` estimates the Jaccard index of two sets.
 
-Why these sizes: a copy that adds a boilerplate line, cuts a paragraph or fixes a
-typo keeps most 5-word runs, while another outlet's rewrite of the same news in its
-own words shares almost none (only quotes and set phrases). On the test pairs
-(tests/testdata/pairs) near-copies score 0.71-0.93 and rewrites 0.03, other stories
-0.00. Shorter shingles blur the two (3-shingles give the rewrite 0.07 and lower
-the copies' margin little); longer ones make each edited word cost more. A
-Japanese character is roughly half a word, so 4-grams sit between the bigrams that
-any two articles on the subject share and runs so long that every edit breaks many.
+Why 4: a copy that adds a boilerplate line, cuts a paragraph or fixes typos keeps
+most 4-word runs, while another outlet's rewrite in its own words shares almost
+none (only quotes and set phrases). Exact Jaccard on tests/testdata/pairs, for
+k = 3 / 4 / 5: syndicated copy 0.83 / 0.82 / 0.82, light edit 0.77 / 0.73 / 0.70,
+syndicated vs light edit 0.67 / 0.63 / 0.60, rewrite 0.029 / 0.018 / 0.014, other
+story 0.01 / 0.00 / 0.00. On the 181 bench articles with planted copies (a
+paragraph cut, a boilerplate line added, 2.5 % of words changed) the 5th percentile
+copy scores 0.70 / 0.67 / 0.65 (minimum 0.59 / 0.57 / 0.54), and the most similar
+pair of distinct articles 0.17 / 0.15 / 0.14. k = 4 keeps both margins. A Japanese
+character carries about half a word, so 4-grams: the edited Japanese copy scores
+0.75, a different Japanese article on the same subject 0.05.
 
-``DUPLICATE_THRESHOLD`` = 0.5 : a copy must keep at least half of the union of
-5-shingles, i.e. roughly a third of an article can be cut or changed. The nearest
-distinct article in the tests is far below (0.03), and with 128 permutations the
-estimate's standard deviation at J=0.5 is sqrt(0.25/128) = 0.044.
+``DUPLICATE_THRESHOLD`` = 0.5: a copy keeps at least half of the union of its
+shingles (roughly a third of an article may be cut or changed). With 128
+permutations the estimate's standard deviation at J = 0.5 is 0.044.
 
-LSH (``band_keys``): NUM_PERM = 128 = BANDS 32 x ROWS 4, so 32 index rows per
-article (10^6 articles -> 32 * 10^6 rows of (band_key, article_id)). A pair at
-Jaccard s shares at least one band key with probability 1 - (1 - s^4)^32:
+LSH (``band_keys``): NUM_PERM 128 = BANDS 32 x ROWS 4, i.e. 32 index rows per
+article (10^6 articles: 3.2e7 rows). A pair at Jaccard s shares at least one band
+key (becomes a candidate) with probability 1 - (1 - s^4)^32:
 
-    s     0.1    0.2    0.3    0.4    0.5    0.6    0.7    0.8    0.9
-    P   0.003  0.050  0.231  0.565  0.873  0.985  1.000  1.000  1.000
+    s    0.1    0.2    0.3    0.4    0.5    0.55   0.6    0.65   0.7    0.8
+    P  0.003  0.050  0.229  0.564  0.873  0.954  0.988  0.998  1.000  1.000
 
-    (0.7: 0.9995; 0.65: 0.996; 0.55: 0.950)
-
-The knee, (1/32)^(1/4) = 0.42, sits under the threshold: pairs just above 0.5 are
-found 87-95 % of the time, and copies as edited as the test pairs (>= 0.7) always;
-pairs under 0.3 rarely become candidates, so a lookup verifies few signatures.
+The knee, (1/32)^(1/4) = 0.42, is under the threshold: copies as edited as the
+test pairs and the planted bench copies (>= 0.57) are found >= 95 % of the time,
+typical copies (>= 0.65) always, while distinct articles (< 0.2) rarely cost a
+verification.
 
 Stories (different outlets' own reports on the same news)
 ---------------------------------------------------------
 ``story_signature(title, text)`` is a MinHash over the *content words* of the
-headline and the lede (the first STORY_LEDE_WORDS words of the text): English
-stopwords and reporting verbs dropped, numbers dropped, and for Chinese/Japanese
-the character bigrams of each run that are not pure hiragana (particles and verb
-endings carry no news). Word order is ignored: two outlets tell the same event
-with the same names and nouns but in their own order. The headline counts twice
-(its words also enter as "title" units), because it is the densest statement of
-what the news is. Measured on the test pairs: same story 0.30-0.45; a missile
-launch in the same week 0.08-0.11 in English, 0.12 in Japanese.
+headline and the lede (the first STORY_LEDE_WORDS = 100 words): English stopwords
+and reporting verbs dropped, numbers dropped, and for Chinese/Japanese the
+character bigrams of each run except pure-hiragana ones (particles and verb
+endings). Word order is ignored: two outlets tell one event with the same names
+and nouns in their own order. Estimated similarity on the test pairs: the rewrite
+0.31, a 45-word feed summary 0.28-0.34, copies 0.81-0.91; the missile launch of
+the same week 0.06 (English) and 0.06 (Japanese), other pairs <= 0.03. Longer
+ledes let the shared topic words (Japan, North Korea, Kishida, Kim) dominate
+(whole text: rewrite 0.12 against missile 0.14); 40 words leave too little; and
+counting the headline twice pulled the missile story up (its headline shares the
+topic words), so it counts once.
 
-``STORY_THRESHOLD`` = 0.22, STORY_NUM_PERM = 128 = STORY_BANDS 64 x STORY_ROWS 2;
+``STORY_THRESHOLD`` = 0.15, between the missile (0.06) and the least similar
+same-story pair (0.24 exact). STORY_NUM_PERM 128 = STORY_BANDS 64 x STORY_ROWS 2;
 P(candidate) = 1 - (1 - s^2)^64:
 
-    s     0.05   0.1    0.15   0.2    0.25   0.3    0.4
-    P    0.148  0.474  0.767  0.927  0.984  0.997  1.000
+    s    0.05   0.1    0.15   0.2    0.25   0.3    0.4
+    P   0.148  0.474  0.767  0.927  0.984  0.998  1.000
 
-Story band keys are only needed for STORY_WINDOW (7 days), so the store can drop
-older rows and keep that table small; many candidates at s ~ 0.1 (articles on the
-same topic) are expected and cheap to verify (128 byte compares each).
+A pair right at the threshold is found 77 % of the time, same-story pairs like the
+test ones (>= 0.24) 98 %, and a new article is compared with every article of the
+story in the window, so a story of several reports is rarely missed. Same-topic
+articles (s ~ 0.1) often become candidates; that is cheap (one 512-byte compare
+each), and story band rows are only needed for STORY_WINDOW (7 days), so the store
+can index (band_key, time) or drop older rows.
 
-Speed (signature of a 1,000-word article, this machine): see ``bench/`` or the
-report; about 1.5 ms with this pure-numpy MinHash against about 3 ms with
-``datasketch.MinHash.update_batch`` for the same shingles.
+Speed, 1,032-word article, on the shared 2-core dev machine: ``signature`` ~2.0 ms
+(shingling 0.6 ms, BLAKE2b of each shingle ~0.9 ms, MinHash 0.3 ms), against
+~2.9 ms for ``datasketch.MinHash.update_batch`` on the same shingles; hence our
+own numpy MinHash. ``band_keys`` 0.08 ms, ``story_signature`` ~1.2 ms.
 
-Hashing is stable across processes, machines and library versions: shingles are
-hashed with BLAKE2b (never Python's randomised ``hash()``), and the permutations
-are derived from SHA-256 of a fixed label, not from a NumPy random stream whose
-output may change between NumPy releases. Stored signatures stay comparable.
+Stable across processes, machines and library versions: shingles are hashed with
+BLAKE2b (never Python's randomised ``hash()``), and the permutations come from
+SHA-256 of a fixed label, not from a NumPy random stream that a NumPy release may
+change. Changing any parameter here invalidates stored signatures and band keys.
 """
 
 from __future__ import annotations
@@ -78,7 +87,7 @@ from typing import Iterable
 
 import numpy as np
 
-from monitor.textnorm import normalise
+from monitor.textnorm import is_cjk_char, normalise
 
 __all__ = [
     "NUM_PERM", "BANDS", "ROWS", "SHINGLE_WORDS", "SHINGLE_CJK_CHARS",
@@ -93,15 +102,15 @@ __all__ = [
 NUM_PERM = 128
 BANDS = 32
 ROWS = 4
-SHINGLE_WORDS = 5
+SHINGLE_WORDS = 4
 SHINGLE_CJK_CHARS = 4
 DUPLICATE_THRESHOLD = 0.5
 
 STORY_NUM_PERM = 128
 STORY_BANDS = 64
 STORY_ROWS = 2
-STORY_LEDE_WORDS = 80
-STORY_THRESHOLD = 0.22
+STORY_LEDE_WORDS = 100
+STORY_THRESHOLD = 0.15
 STORY_WINDOW = timedelta(days=7)
 
 assert BANDS * ROWS == NUM_PERM and STORY_BANDS * STORY_ROWS == STORY_NUM_PERM
@@ -110,13 +119,6 @@ assert BANDS * ROWS == NUM_PERM and STORY_BANDS * STORY_ROWS == STORY_NUM_PERM
 # the maximum, so an all-maximum signature is the empty one and matches nothing.
 _EMPTY = np.uint32(0xFFFFFFFF)
 
-# Scripts written without spaces: kana, CJK ideographs (with extensions and
-# compatibility forms), the iteration/prolonged-sound marks, half-width katakana.
-# Hangul is left out on purpose: Korean separates words with spaces.
-_CJK_CHARS = ("\u3005-\u3007\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-              "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
-_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
-_CJK_OR_NOT = re.compile(f"[{_CJK_CHARS}]+|[^{_CJK_CHARS}]+")
 _HIRAGANA_ONLY = re.compile("[\u3040-\u309f]+")
 
 
@@ -228,23 +230,24 @@ def content_hash(normalised_text: str) -> str:
 def _pieces(normalised_text: str) -> tuple[list[list[str]], list[str]]:
     """Split normalised text into runs of words and runs of CJK characters.
 
-    A CJK run interrupts a word run, so no word shingle spans a Japanese clause.
+    ``normalise`` makes each run of a script written without spaces a token of
+    its own (``textnorm.is_cjk_char``). A CJK run interrupts a word run, so no
+    word shingle spans a Japanese clause.
     """
+    tokens = normalised_text.split()
+    if normalised_text.isascii():
+        return ([tokens] if tokens else []), []
     word_runs: list[list[str]] = []
     cjk_runs: list[str] = []
     words: list[str] = []
-    for token in normalised_text.split():
-        if not _CJK_RUN.search(token):
+    for token in tokens:
+        if is_cjk_char(token[0]):
+            if words:
+                word_runs.append(words)
+                words = []
+            cjk_runs.append(token)
+        else:
             words.append(token)
-            continue
-        for part in _CJK_OR_NOT.findall(token):
-            if _CJK_RUN.match(part):
-                if words:
-                    word_runs.append(words)
-                    words = []
-                cjk_runs.append(part)
-            else:
-                words.append(part)
     if words:
         word_runs.append(words)
     return word_runs, cjk_runs
@@ -259,7 +262,7 @@ def _grams(seq, n: int, join) -> Iterable[str]:
 
 
 def shingles(normalised_text: str) -> set[str]:
-    """Word 5-shingles, and character 4-grams inside CJK runs.
+    """Word SHINGLE_WORDS-shingles, and character SHINGLE_CJK_CHARS-grams in CJK runs.
 
     A run shorter than its shingle size is one shingle by itself, so a short text
     still has a fingerprint. Word shingles are the words joined by one space.
@@ -332,15 +335,11 @@ def story_units(title: str, text: str) -> set[str]:
     """What a story signature is made of: content words of headline and lede.
 
     ``title`` and ``text`` may be raw or normalised (normalising is idempotent).
-    Headline units appear twice, plain and prefixed with "t:", so the headline
-    weighs more than a lede of the same length.
     """
-    units: set[str] = set()
-    title_units = _content_units(normalise(title or ""), None)
-    units.update(title_units)
-    units.update("t:" + u for u in title_units)
-    units.update(_content_units(normalise(text or ""), STORY_LEDE_WORDS))
-    return units
+    # Only the lede is used, so only a generous prefix of the text is normalised.
+    lede = (text or "")[:STORY_LEDE_WORDS * 20]
+    return (_content_units(normalise(title or ""), None)
+            | _content_units(normalise(lede), STORY_LEDE_WORDS))
 
 
 def _content_units(normalised: str, max_words: int | None) -> set[str]:
@@ -362,9 +361,10 @@ def _lede(tokens: list[str], max_words: int) -> list[str]:
     out: list[str] = []
     budget = max_words
     for token in tokens:
-        cost = max(1, sum(len(r) for r in _CJK_RUN.findall(token)) // 2)
+        cjk = is_cjk_char(token[0])
+        cost = max(1, len(token) // 2) if cjk else 1
         if cost > budget:
-            if budget > 0 and _CJK_RUN.search(token):
+            if budget > 0 and cjk:
                 out.append(token[:budget * 2])
             break
         out.append(token)

@@ -132,9 +132,10 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         for text in addresses:
             addr = parse_ip(text)
             if addr is None or not self._permit(addr):
-                why = (non_global_reason(addr) if addr is not None else None) or "address not allowed"
-                shown = f"{host} resolves to" if literal is None else "target is"
-                raise BlockedAddress(f"refused: {shown} {why} {text}")
+                why = non_global_reason(addr) if addr is not None else None
+                why = why or "address not allowed"
+                shown = f"{host} resolves to " if literal is None else ""
+                raise BlockedAddress(f"blocked: {shown}{why} {text}")
         return addresses
 
     async def connect_tcp(

@@ -39,6 +39,7 @@ Pure functions, no I/O. Three things are exported:
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from typing import NamedTuple
@@ -81,10 +82,14 @@ _ACCENTS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _ACCENT_RE = re.compile(f"[{_ACCENTS}]+")
 
 
+def _lit(cp: int) -> str:
+    # Literal characters parse much faster than \\U escapes in a large class.
+    return re.escape(chr(cp)) if cp < 0x80 or 0xD800 <= cp <= 0xDFFF else chr(cp)
+
+
 def _class(ranges: list[tuple[int, int]]) -> str:
     """A regex character-class body for sorted, disjoint inclusive ranges."""
-    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}"
-                   for lo, hi in ranges)
+    return "".join(_lit(lo) if lo == hi else f"{_lit(lo)}-{_lit(hi)}" for lo, hi in ranges)
 
 
 def _ranges(codepoints: list[int]) -> list[tuple[int, int]]:
@@ -98,13 +103,25 @@ def _ranges(codepoints: list[int]) -> list[tuple[int, int]]:
 
 
 def _minus(ranges: list[tuple[int, int]], removed: set[int]) -> list[tuple[int, int]]:
+    gone = sorted(removed)
     out: list[tuple[int, int]] = []
     for lo, hi in ranges:
-        for cp in sorted(c for c in removed if lo <= c <= hi):
+        for cp in gone[bisect.bisect_left(gone, lo):bisect.bisect_right(gone, hi)]:
             if lo < cp:
                 out.append((lo, cp - 1))
             lo = cp + 1
         if lo <= hi:
+            out.append((lo, hi))
+    return out
+
+
+def _merge(*parts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of several sorted range lists, as sorted disjoint ranges."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(r for part in parts for r in part):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
             out.append((lo, hi))
     return out
 
@@ -219,12 +236,25 @@ def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str]]:
         if not changed:
             break
     removed |= mark_set
-    w = f"[{_class(_minus(word_ranges, removed))}]"
-    c = f"[{_class(_minus(cjk_ranges, removed))}]"
-    m, i = f"[{_class(_ranges(list(mark_set)))}]", f"[{_class(_ranges(ignorable))}]"
+    words = _minus(word_ranges, removed)
+    spaceless = _minus(cjk_ranges, removed)
+    mark_r, ign_r = _ranges(list(mark_set)), _ranges(ignorable)
+
+    def cls(*parts: list[tuple[int, int]]) -> str:
+        # sre matches a class of BMP characters with one table lookup but a
+        # class reaching beyond U+FFFF by scanning its ranges one by one; so the
+        # rare astral characters get a class of their own, consulted only for them.
+        merged = _merge(*parts)
+        bmp = [(lo, min(hi, 0xFFFF)) for lo, hi in merged if lo <= 0xFFFF]
+        astral = [(max(lo, 0x10000), hi) for lo, hi in merged if hi > 0xFFFF]
+        if not astral:
+            return f"[{_class(bmp)}]"
+        return f"(?:[{_class(bmp)}]|[^\\x00-\\uffff](?<=[{_class(astral)}]))"
+
+    c, w = cls(spaceless), cls(words)
     token_re = re.compile(
-        f"({c}(?:(?:{c}|{m}|{i})*(?:{c}|{m}))?)"
-        f"|({w}(?:(?:{w}|{m}|{i})*(?:{w}|{m}))?)")
+        f"({c}(?:{cls(spaceless, mark_r, ign_r)}*{cls(spaceless, mark_r)})?)"
+        f"|({w}(?:{cls(words, mark_r, ign_r)}*{cls(words, mark_r)})?)")
     return token_re, re.compile(c)
 
 

@@ -13,7 +13,8 @@ A handler takes a ``Request`` and returns a ``Reply`` or a ``(status, headers, b
 tuple; a body may be bytes or an iterable of bytes (sent chunked unless a
 Content-Length header is given). Ready-made behaviours: ``conditional``, ``slow``,
 ``redirect``, ``redirect_chain``, ``encoded``, ``bomb``, ``huge``, ``status``,
-``drop_mid_body``, ``hold``. The server records every request and counts how
+``drop_mid_body``, ``hold``; ``LoopbackServer(tls=True)`` serves HTTPS with a
+self-signed certificate. The server records every request and counts how
 many were being handled at once (``max_in_flight``).
 """
 
@@ -22,7 +23,12 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
+import os
+import shutil
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import zlib
@@ -109,6 +115,25 @@ _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
     "br": brotli_bytes,
 }
 _BOMBS: dict[str, Callable[[int], bytes]] = {"gzip": gzip_bomb, "br": brotli_bomb}
+
+
+@functools.lru_cache(maxsize=1)
+def self_signed_cert() -> tuple[str, str]:
+    """(certfile, keyfile) of a throwaway self-signed certificate for 127.0.0.1 and localhost.
+
+    Made with the openssl command; tests that need it skip when it is missing.
+    """
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tempfile.mkdtemp(prefix="monitor-test-cert-")
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    return cert, key
 
 
 def closed_port() -> int:
@@ -198,9 +223,14 @@ class LoopbackServer:
 
     __test__ = False  # not a test class, whatever module imports it
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> None:
         self._httpd = _HTTPServer((host, port), _RequestHandler)
         self._httpd.owner = self
+        self.scheme = "https" if tls else "http"
+        if tls:  # a self-signed certificate: clients that verify must refuse it
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self_signed_cert())
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._routes: dict[str, Handler] = {}
@@ -238,7 +268,7 @@ class LoopbackServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
@@ -285,7 +315,8 @@ class LoopbackServer:
         validators = {k: v for k, v in (("ETag", etag), ("Last-Modified", last_modified)) if v}
 
         def handler(request: Request) -> Reply:
-            inm, ims = request.headers.get("If-None-Match"), request.headers.get("If-Modified-Since")
+            inm = request.headers.get("If-None-Match")
+            ims = request.headers.get("If-Modified-Since")
             if (etag and inm == etag) or (inm is None and last_modified and ims == last_modified):
                 return Reply(304, dict(validators))
             return Reply(200, {"Content-Type": content_type, **validators}, body)
@@ -337,7 +368,8 @@ class LoopbackServer:
         headers = {"Content-Type": "application/octet-stream"}
         if content_length:
             headers["Content-Length"] = str(size)
-        return self.route(path, handler=lambda request: Reply(200, dict(headers), _zeros(size, 64 * 1024)))
+        return self.route(path, handler=lambda request: Reply(
+            200, dict(headers), _zeros(size, 64 * 1024)))
 
     def status(self, path: str, code: int, *, retry_after: str | None = None,
                body: bytes = b"") -> str:

@@ -49,7 +49,7 @@ class EmailNotifier(Notifier):
         self.username = username
         self._password = password
         self.timeout = timeout
-        self._ssl_context = ssl_context  # tests pass one trusting their own certificate
+        self.ssl_context = ssl_context    # None: the system trust store
         domain = sender[1].rpartition("@")[2]
         try:
             self._msgid_domain = domain.encode("idna").decode("ascii")
@@ -100,11 +100,15 @@ class EmailNotifier(Notifier):
         return await self._send(self.build_digest(alerts))
 
     async def _send(self, msg: EmailMessage) -> dict:
+        error: DeliveryError | None = None
         try:
             refused = await asyncio.to_thread(self._deliver, msg)
         except (smtplib.SMTPException, OSError) as exc:
-            # Not chained: smtplib's exception text may echo what we sent.
-            raise self._failure(exc) from None
+            error = self._failure(exc)
+        if error is not None:
+            # Raised out here, with no __context__: smtplib's exception may echo
+            # what we sent (AUTH included) and would show in a logged traceback.
+            raise error
         receipt: dict = {"message_id": msg["Message-ID"]}
         if refused:
             receipt["refused"] = sorted(refused)
@@ -136,7 +140,7 @@ class EmailNotifier(Notifier):
             smtp.close()
 
     def _context(self) -> ssl.SSLContext:
-        return self._ssl_context or ssl.create_default_context()
+        return self.ssl_context or ssl.create_default_context()
 
     def _failure(self, exc: BaseException) -> DeliveryError:
         where = f"email {self.name!r}"
@@ -154,8 +158,9 @@ class EmailNotifier(Notifier):
         if isinstance(exc, smtplib.SMTPNotSupportedError):
             return DeliveryError(f"{where}: {self._clean(exc)}", permanent=True)
         if isinstance(exc, ssl.SSLCertVerificationError):
+            # Not permanent: a renewed certificate fixes it, and the alert must survive.
             return DeliveryError(f"{where}: TLS certificate not trusted: "
-                                 f"{self._clean(exc.verify_message)}", permanent=True)
+                                 f"{self._clean(exc.verify_message)}", permanent=False)
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return DeliveryError(f"{where}: connection closed by the server", permanent=False)
         if isinstance(exc, (TimeoutError, ConnectionError)):

@@ -25,6 +25,7 @@ from monitor.notifiers.webhook import post_once
 
 DEFAULT_API_BASE = "https://slack.com/api"
 _MAX_BLOCKS = 50           # Slack's limit per message
+_MAX_SECTION = 3000        # characters in a section's text
 _MAX_LINK = 1500           # longer URLs are shown as text, not linked
 # chat.postMessage errors worth retrying; any other "ok": false is a refusal
 # (bad token, unknown channel, bad payload) that retrying will not fix.
@@ -66,7 +67,7 @@ def _alert_lines(alert: AlertRecord) -> tuple[str, str, str]:
         context += " · follow-up"
     # Matches start and end on word characters, so *bold* renders around them.
     snippet = "".join(f"*{escape(piece)}*" if hit else escape(piece)
-                      for piece, hit in render.snippet_pieces(alert, limit=500))
+                      for piece, hit in render.snippet_pieces(alert, limit=450))
     return head, context, snippet
 
 
@@ -97,9 +98,10 @@ def digest_message(alerts: list[AlertRecord]) -> dict:
         for alert in story:
             if len(blocks) + 1 > _MAX_BLOCKS - 1:
                 break
-            head, context, snippet = _alert_lines(alert)
-            text = "\n".join(part for part in (head, context, snippet) if part)
-            blocks.append({"type": "section", "text": _mrkdwn(text[:2900])})
+            parts = [part for part in _alert_lines(alert) if part]
+            while len("\n".join(parts)) > _MAX_SECTION and len(parts) > 1:
+                parts.pop()     # drop the snippet, then the details, never cut inside markup
+            blocks.append({"type": "section", "text": _mrkdwn("\n".join(parts))})
             shown += 1
     if shown < len(alerts):
         blocks.append({"type": "context",

@@ -55,31 +55,35 @@ async def post_once(http: Any, url: str, body: bytes, headers: dict[str, str], *
     """
     if http is None:
         raise DeliveryError(f"{where}: no HTTP client configured", permanent=True)
+    error: DeliveryError | None = None
     try:
         async with asyncio.timeout(timeout):
             response = await http.post(url, content=body, headers=headers)
-    except HTTPStatusError as exc:
-        raise status_failure(where, exc.status, exc.retry_after) from None
-    except TimeoutError:
-        raise DeliveryError(f"{where}: no answer within {timeout:g} s", permanent=False) from None
-    except (BlockedAddress, TooManyRedirects) as exc:
-        # The configured address is refused or redirects around: retrying won't help.
-        raise DeliveryError(f"{where}: {type(exc).__name__}: {render.redact(exc, secrets)}",
-                            permanent=True) from None
-    except FetchError as exc:
-        raise DeliveryError(f"{where}: {type(exc).__name__}: {render.redact(exc, secrets)}",
-                            permanent=False) from None
+    except (FetchError, TimeoutError) as exc:
+        error = _fetch_failure(exc, where=where, timeout=timeout, secrets=secrets)
+    if error is not None:
+        raise error         # outside the except: no __context__ to leak into a traceback
     if not 200 <= response.status < 300:
-        # A redirect on a POST endpoint means the configured URL is wrong.
-        raise status_failure(where, response.status, getattr(response, "retry_after", None))
+        raise _status_failure(where, response.status, getattr(response, "retry_after", None))
     return response
 
 
-def status_failure(where: str, status: int, retry_after: float | None,
-                   detail: str = "") -> DeliveryError:
+def _fetch_failure(exc: Exception, *, where: str, timeout: float,
+                   secrets: Iterable[str | None]) -> DeliveryError:
+    if isinstance(exc, HTTPStatusError):
+        return _status_failure(where, exc.status, exc.retry_after)
+    if isinstance(exc, TimeoutError):
+        return DeliveryError(f"{where}: no answer within {timeout:g} s", permanent=False)
+    # A refused address or a redirect loop will not go away by retrying.
+    permanent = isinstance(exc, (BlockedAddress, TooManyRedirects))
+    return DeliveryError(f"{where}: {type(exc).__name__}: {render.redact(exc, secrets)}",
+                         permanent=permanent)
+
+
+def _status_failure(where: str, status: int, retry_after: float | None) -> DeliveryError:
+    # A 3xx on a POST endpoint means the configured URL is wrong: permanent.
     transient = status in (408, 429) or status >= 500
-    detail = f" ({render.one_line(detail, 100)})" if detail else ""
-    return DeliveryError(f"{where}: HTTP {status}{detail}", permanent=not transient,
+    return DeliveryError(f"{where}: HTTP {status}", permanent=not transient,
                          retry_after=retry_after if transient else None)
 
 

@@ -1,0 +1,988 @@
+"""The watch-rule query language: parse once, match many articles cheaply.
+
+Grammar (DESIGN.md, "Query language")::
+
+    query := or
+    or    := and ("OR" and)*
+    and   := not (["AND"] not)*           adjacency means AND
+    not   := "NOT" not | near
+    near  := atom ("NEAR/" N atom)*       within N words, either order
+    atom  := WORD | WORD* | "a phrase" | "(" query ")" | FIELD ":" atom
+    FIELD := title | text | source | url
+
+Decisions, as a user sees them:
+
+* Operators are recognised only in upper case; ``and``/``or``/``not``/``near``
+  are ordinary words. A bare ``NEAR`` (without ``/n``) is an error, not a word.
+* Without a field a term looks in the title and the text. ``source:`` matches the
+  source's name and ``url:`` the article URL, both tokenised like text, so
+  ``url:nknews`` matches ``https://www.nknews.org/...``. A field applies to the
+  whole atom: ``title:(Kim OR Kishida)``; an inner field overrides an outer one.
+  ``foo:bar`` with an unknown field is an error (use quotes for a literal colon).
+* Text is compared in folded form (``monitor.textnorm``): case, accents, hyphens,
+  dashes, apostrophes and other punctuation do not matter. A WORD is tokenised
+  the same way, so ``Jong-un`` is the phrase ``"Jong Un"``. Terms match whole
+  words (``Kim`` does not match ``Kimura``); ``abduct*`` matches any word that
+  starts with ``abduct``. ``*`` is allowed only at the end of a word or phrase.
+  ``-word`` is refused with a hint to use NOT.
+* Phrases match consecutive words, whatever punctuation is between them.
+* Japanese and Chinese (and other scripts written without spaces) match as
+  substrings of runs of such text: ``岸田`` matches in ``岸田文雄首相は``.
+  Runs separated only by spaces or a middle dot (・) are joined, so ``岸田首相``
+  also matches ``岸田 首相`` and line-wrapped text; ``、`` and ``。`` still break.
+  In a query, the CJK parts of a phrase join without spaces (``"岸田 首相"`` is
+  ``岸田首相``). In a mixed phrase (``"G7 サミット"``, ``"岸田 Kishida"``) a CJK
+  part that follows a word must start at the beginning of the next run, and one
+  that precedes a word must end at the end of its run; a CJK part in the middle
+  must fill whole runs. A ``*`` after CJK text changes nothing (CJK text already
+  matches as a prefix, indeed as any substring).
+* ``A NEAR/n B``: some match of A and some match of B in the same field lie
+  within n token positions, in either order: ``Kim NEAR/1 summit`` matches
+  "Kim summit" and "summit Kim"; "Kim held a summit" needs ``NEAR/3``. Each side
+  may be a group: ``(Kishida OR 岸田) NEAR/10 (Kim OR 金正恩)``; a group's
+  positions are those of its positive terms (for ``(a AND b) NEAR/5 c`` it is
+  enough that a or b is near c, provided both occur). A run of CJK text is one
+  token, so distances inside Japanese text are counted in runs. ``NEAR/0`` and
+  a side without a positive term (``a NEAR/5 (NOT b)``) are errors.
+* A query must contain a positive term that every match needs: ``NOT x`` or
+  ``a OR NOT b`` would match nearly every article and are errors.
+* Errors are ``QueryError`` with the rule name and the 0-based position; nesting
+  deeper than ``MAX_DEPTH`` is an error, never a ``RecursionError``.
+
+Matching returns the positive hits (terms under NOT never are hits) with
+offsets into the original field text, for snippets and highlighting.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from dataclasses import dataclass, field as dc_field
+from typing import Iterable, Iterator, Mapping, Union
+
+from monitor.errors import QueryError
+from monitor.textnorm import Token, fold, tokenize
+
+__all__ = ["Document", "Hit", "MatchResult", "Query", "RuleSet", "compile_query",
+           "Term", "And", "Or", "Not", "Near", "FIELDS", "MAX_DEPTH"]
+
+FIELDS = ("title", "text", "source", "url")
+DEFAULT_FIELDS = ("title", "text")
+MAX_DEPTH = 48             # nesting of parentheses, NOT, fields and NEAR chains
+_MAX_NEAR = 100_000
+_MAX_CJK_OCCURRENCES = 10_000   # per term and field; enough for any real article
+_FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
+
+
+# --------------------------------------------------------------------------- AST
+
+@dataclass(frozen=True)
+class Term:
+    """A word, prefix, phrase or CJK string, in folded form, limited to a field.
+
+    ``segments`` are ``("w", word)``, ``("p", prefix)`` (last only) and
+    ``("c", cjk_text)``; consecutive CJK parts are already joined.
+    """
+
+    segments: tuple[tuple[str, str], ...]
+    field: str | None = None
+    display: str = dc_field(default="", compare=False)
+    pos: int = dc_field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        prefix = f"{self.field}:" if self.field else ""
+        return f'{prefix}"{self.display}"'
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple["Node", ...]
+    pos: int = dc_field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        return "(" + " AND ".join(map(str, self.children)) + ")"
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple["Node", ...]
+    pos: int = dc_field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        return "(" + " OR ".join(map(str, self.children)) + ")"
+
+
+@dataclass(frozen=True)
+class Not:
+    child: "Node"
+    pos: int = dc_field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        return f"(NOT {self.child})"
+
+
+@dataclass(frozen=True)
+class Near:
+    left: "Node"
+    right: "Node"
+    distance: int
+    pos: int = dc_field(default=0, compare=False)
+
+    def __str__(self) -> str:
+        return f"({self.left} NEAR/{self.distance} {self.right})"
+
+
+Node = Union[Term, And, Or, Not, Near]
+
+
+# ------------------------------------------------------------------------- lexer
+
+_QUOTES = '"\u201c\u201d'          # " “ ” (a quote opened by either closes by either)
+_FIELD_RE = re.compile(r"([A-Za-z]+):")
+_NEAR_RE = re.compile(r"NEAR(?:/(.*))?\Z", re.S)
+
+
+@dataclass(frozen=True)
+class _Lexeme:
+    kind: str          # LP RP AND OR NOT NEAR FIELD WORD PHRASE EOF
+    text: str          # as written (for messages), or the field name / term text
+    pos: int
+    value: int = 0     # NEAR distance
+
+
+def _lex(text: str, fail) -> list[_Lexeme]:
+    out: list[_Lexeme] = []
+    i, n = 0, len(text)
+    after_field = False
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            after_field = False
+            continue
+        if ch in "()":
+            out.append(_Lexeme("LP" if ch == "(" else "RP", ch, i))
+            i += 1
+        elif ch in _QUOTES:
+            j = i + 1
+            while j < n and text[j] not in _QUOTES:
+                j += 1
+            if j >= n:
+                fail("unterminated quote", i)
+            out.append(_Lexeme("PHRASE", text[i + 1:j], i))
+            i = j + 1
+        else:
+            j = i
+            while j < n and not text[j].isspace() and text[j] not in "()" and text[j] not in _QUOTES:
+                j += 1
+            word = text[i:j]
+            field = None if after_field else _FIELD_RE.match(word)
+            near = _NEAR_RE.match(word)
+            if word in ("AND", "OR", "NOT"):
+                out.append(_Lexeme(word, word, i))
+            elif near:
+                digits = near.group(1)
+                if digits is None or not digits.isascii() or not digits.isdigit():
+                    fail("NEAR needs a distance in words, as in NEAR/5", i)
+                if len(digits) > 6 or int(digits) > _MAX_NEAR:
+                    fail(f"NEAR distance is larger than {_MAX_NEAR}", i)
+                if int(digits) < 1:
+                    fail("NEAR distance must be at least 1", i)
+                out.append(_Lexeme("NEAR", word, i, int(digits)))
+            elif field:
+                name = field.group(1).lower()
+                if name not in FIELDS:
+                    fail(f"unknown field {field.group(1)!r} (fields: {', '.join(FIELDS)})", i)
+                out.append(_Lexeme("FIELD", name, i))
+                i += len(field.group(0))
+                after_field = True
+                continue
+            else:
+                if word[0] == "-" and len(word) > 1 and word[1].isalnum():
+                    fail("'-' does not exclude a term; use NOT", i)
+                out.append(_Lexeme("WORD", word, i))
+            i = j
+        after_field = False
+    out.append(_Lexeme("EOF", "", n))
+    return out
+
+
+def _segments(raw: str, pos: int, fail) -> tuple[tuple[str, str], ...]:
+    """Fold a WORD or phrase into segments; ``pos`` is where ``raw`` starts."""
+    star = raw.endswith("*")
+    body = raw[:-1] if star else raw
+    if "*" in body:
+        fail("a wildcard * may only end a word", pos + body.index("*"))
+    tokens = tokenize(body)
+    if not tokens:
+        what = "wildcard" if raw.strip() == "*" else repr(raw.strip())
+        fail(f"{what} has no letters or digits to search for", pos)
+    if star and tokens[-1].end != len(body):
+        fail("a wildcard * must follow a letter or digit", pos + len(body))
+    segments: list[tuple[str, str]] = []
+    for k, tok in enumerate(tokens):
+        if tok.cjk:
+            if segments and segments[-1][0] == "c":
+                segments[-1] = ("c", segments[-1][1] + tok.norm)
+            else:
+                segments.append(("c", tok.norm))
+        else:
+            segments.append(("p" if star and k == len(tokens) - 1 else "w", tok.norm))
+    return tuple(segments)
+
+
+# ------------------------------------------------------------------------ parser
+
+class _Parser:
+    def __init__(self, text: str, rule: str | None):
+        self.text = text
+        self.rule = rule
+        self.depth = 0
+        self.lexemes = _lex(text, self.fail)
+        self.i = 0
+
+    def fail(self, message: str, pos: int):
+        raise QueryError(message, position=pos, rule=self.rule)
+
+    def peek(self) -> _Lexeme:
+        return self.lexemes[self.i]
+
+    def take(self) -> _Lexeme:
+        lexeme = self.lexemes[self.i]
+        self.i += 1
+        return lexeme
+
+    def enter(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"query is nested more than {MAX_DEPTH} levels deep", pos)
+
+    def parse(self) -> Node:
+        if self.peek().kind == "EOF":
+            self.fail("empty query", 0)
+        node = self.or_(None)
+        extra = self.peek()
+        if extra.kind == "RP":
+            self.fail("unbalanced ')'", extra.pos)
+        assert extra.kind == "EOF", extra
+        return node
+
+    def or_(self, after: _Lexeme | None) -> Node:
+        children = [self.and_(after)]
+        while self.peek().kind == "OR":
+            op = self.take()
+            children.append(self.and_(op))
+        return children[0] if len(children) == 1 else Or(tuple(children), pos=children[0].pos)
+
+    def and_(self, after: _Lexeme | None) -> Node:
+        children = [self.not_(after)]
+        while True:
+            kind = self.peek().kind
+            if kind == "AND":
+                op = self.take()
+                children.append(self.not_(op))
+            elif kind in ("WORD", "PHRASE", "LP", "NOT", "FIELD"):
+                children.append(self.not_(None))
+            else:
+                break
+        return children[0] if len(children) == 1 else And(tuple(children), pos=children[0].pos)
+
+    def not_(self, after: _Lexeme | None) -> Node:
+        if self.peek().kind != "NOT":
+            return self.near(after)
+        op = self.take()
+        self.enter(op.pos)
+        child = self.not_(op)
+        self.depth -= 1
+        return child.child if isinstance(child, Not) else Not(child, pos=op.pos)
+
+    def near(self, after: _Lexeme | None) -> Node:
+        left = self.atom(after)
+        chain = 0
+        while self.peek().kind == "NEAR":
+            op = self.take()
+            self.enter(op.pos)   # a chain of NEARs nests to the left
+            chain += 1
+            left = Near(left, self.atom(op), op.value, pos=op.pos)
+        self.depth -= chain
+        return left
+
+    def atom(self, after: _Lexeme | None) -> Node:
+        lexeme = self.take()
+        if lexeme.kind in ("WORD", "PHRASE"):
+            start = lexeme.pos + (1 if lexeme.kind == "PHRASE" else 0)
+            display = " ".join(lexeme.text.split())
+            return Term(_segments(lexeme.text, start, self.fail), None, display, lexeme.pos)
+        if lexeme.kind == "LP":
+            self.enter(lexeme.pos)
+            node = self.or_(lexeme)
+            if self.take().kind != "RP":
+                self.fail("unbalanced '('", lexeme.pos)
+            self.depth -= 1
+            return node
+        if lexeme.kind == "FIELD":
+            self.enter(lexeme.pos)
+            node = _with_field(self.atom(lexeme), lexeme.text)
+            self.depth -= 1
+            return node
+        self.unexpected(lexeme, after)
+        raise AssertionError("unreachable")
+
+    def unexpected(self, lexeme: _Lexeme, after: _Lexeme | None) -> None:
+        what = "a field" if after is not None and after.kind == "FIELD" else None
+        if lexeme.kind in ("EOF", "RP"):
+            if after is None:
+                self.fail("unbalanced ')'", lexeme.pos)
+            if after.kind == "LP":
+                if lexeme.kind == "EOF":
+                    self.fail("unbalanced '('", after.pos)
+                self.fail("empty parentheses", after.pos)
+            if what:
+                self.fail(f"field '{after.text}:' needs a term after it", after.pos)
+            self.fail(f"dangling operator {after.text!r}: it needs a term after it", after.pos)
+        # An operator where a term should be.
+        if after is None or after.kind == "LP":
+            self.fail(f"dangling operator {lexeme.text!r}: it needs a term before it", lexeme.pos)
+        if what:
+            self.fail(f"field '{after.text}:' needs a term after it", after.pos)
+        self.fail(f"unexpected {lexeme.text!r} after {after.text!r}", lexeme.pos)
+
+
+def _with_field(node: Node, name: str) -> Node:
+    """Apply ``name:`` to every term under ``node`` that has no field of its own."""
+    if isinstance(node, Term):
+        return node if node.field else Term(node.segments, name, node.display, node.pos)
+    if isinstance(node, And):
+        return And(tuple(_with_field(c, name) for c in node.children), node.pos)
+    if isinstance(node, Or):
+        return Or(tuple(_with_field(c, name) for c in node.children), node.pos)
+    if isinstance(node, Not):
+        return Not(_with_field(node.child, name), node.pos)
+    return Near(_with_field(node.left, name), _with_field(node.right, name),
+                node.distance, node.pos)
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, (And, Or)):
+        return node.children
+    if isinstance(node, Not):
+        return (node.child,)
+    if isinstance(node, Near):
+        return (node.left, node.right)
+    return ()
+
+
+def _depth(node: Node) -> tuple[int, int]:
+    """(depth, position of the deepest node), without recursion."""
+    best, where = 0, 0
+    stack = [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        if d > best:
+            best, where = d, n.pos
+        stack.extend((c, d + 1) for c in _children(n))
+    return best, where
+
+
+def _first_not(node: Node) -> int:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Not):
+            return n.pos
+        stack.extend(reversed(_children(n)))
+    return 0
+
+
+def _term_key(term: Term) -> tuple[str, str]:
+    """A condition any match of ``term`` needs, for the RuleSet index."""
+    words = [v for k, v in term.segments if k == "w"]
+    if words:
+        return "w", max(words, key=len)
+    cjk = [v for k, v in term.segments if k == "c"]
+    if cjk:
+        return "c", max(cjk, key=len)
+    return "p", term.segments[-1][1]
+
+
+def _anchors(node: Node) -> frozenset[Term] | None:
+    """Terms of which at least one occurs in any match; None if none is needed."""
+    if isinstance(node, Term):
+        return frozenset((node,))
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, Or):
+        sets = [_anchors(c) for c in node.children]
+        if any(s is None for s in sets):
+            return None
+        return frozenset().union(*sets)
+    children = node.children if isinstance(node, And) else (node.left, node.right)
+    sets = [s for s in map(_anchors, children) if s is not None]
+    if not sets:
+        return None
+    # Fewest terms first; then prefer exact words and long ones, which are rarer.
+    return min(sets, key=lambda s: (len(s), sum(_key_cost(_term_key(t)) for t in s)))
+
+
+def _key_cost(key: tuple[str, str]) -> float:
+    kind, value = key
+    return (3.0 if kind == "p" else 1.0) / (1 + len(value))
+
+
+def _check(node: Node, fail) -> None:
+    depth, where = _depth(node)
+    if depth > MAX_DEPTH:
+        fail(f"query is nested more than {MAX_DEPTH} levels deep", where)
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Near) and (_anchors(n.left) is None or _anchors(n.right) is None):
+            fail("NEAR needs a positive term on each side", n.pos)
+        stack.extend(_children(n))
+    if _anchors(node) is None:
+        fail("the query has no positive term that every match needs "
+             "(it would match nearly every article)", _first_not(node))
+
+
+# ---------------------------------------------------------------------- document
+
+_CJK_JOINERS = re.compile(r"[\s\u30fb\uff65\u00b7]*")
+
+
+class _Field:
+    """One field of a document, tokenised once, with the indexes matching needs."""
+
+    __slots__ = ("name", "text", "tokens", "norms", "positions", "_vocab",
+                 "cjk_text", "cjk_starts", "cjk_tokens", "cjk_offset", "_charmaps", "_found")
+
+    def __init__(self, name: str, text: str):
+        self.name = name
+        self.text = text
+        self.tokens = tokenize(text)
+        self.norms = [t.norm for t in self.tokens]
+        positions: dict[str, list[int]] = {}
+        pieces: list[str] = []
+        self.cjk_starts: list[int] = []     # offsets in cjk_text, one per cjk token
+        self.cjk_tokens: list[int] = []     # the token index of each
+        self.cjk_offset: dict[int, int] = {}
+        length = 0
+        previous: Token | None = None
+        for i, tok in enumerate(self.tokens):
+            if tok.cjk:
+                # Runs separated by nothing but spaces or a middle dot form one chain.
+                if pieces and not (previous is not None and previous.cjk and
+                                   _CJK_JOINERS.fullmatch(text, previous.end, tok.start)):
+                    pieces.append("\0")
+                    length += 1
+                self.cjk_starts.append(length)
+                self.cjk_tokens.append(i)
+                self.cjk_offset[i] = length
+                pieces.append(tok.norm)
+                length += len(tok.norm)
+            else:
+                positions.setdefault(tok.norm, []).append(i)
+            previous = tok
+        self.positions = positions
+        self.cjk_text = "".join(pieces)
+        self._vocab: list[str] | None = None
+        self._charmaps: dict[int, list[int] | None] = {}
+        self._found: dict[str, list[tuple[int, int]]] = {}
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The distinct (non-CJK) words, sorted, for prefix look-ups."""
+        if self._vocab is None:
+            self._vocab = sorted(self.positions)
+        return self._vocab
+
+    def prefix_positions(self, prefix: str) -> list[int]:
+        vocab = self.vocabulary
+        out: list[int] = []
+        for k in range(bisect.bisect_left(vocab, prefix), len(vocab)):
+            if not vocab[k].startswith(prefix):
+                break
+            out.extend(self.positions[vocab[k]])
+        out.sort()
+        return out
+
+    def cjk_find(self, needle: str) -> list[tuple[int, int]]:
+        """Offsets in ``cjk_text`` of each (possibly overlapping) occurrence."""
+        found = self._found.get(needle)
+        if found is None:
+            found = []
+            text = self.cjk_text
+            k = text.find(needle)
+            while k >= 0 and len(found) < _MAX_CJK_OCCURRENCES:
+                found.append((k, k + len(needle)))
+                k = text.find(needle, k + 1)
+            self._found[needle] = found
+        return found
+
+    def cjk_locate(self, offset: int, end: bool) -> tuple[int, int]:
+        """(token index, offset in the original text) of a ``cjk_text`` offset."""
+        k = bisect.bisect_right(self.cjk_starts, offset - 1 if end else offset) - 1
+        index = self.cjk_tokens[k]
+        tok = self.tokens[index]
+        inner = offset - self.cjk_starts[k]
+        if inner >= len(tok.norm):
+            return index, tok.end
+        charmap = self._charmap(index)
+        if charmap is None:        # folding changed the run beyond recognition
+            return index, tok.end if end else tok.start
+        return index, tok.start + charmap[inner]
+
+    def cjk_token_end(self, index: int) -> int:
+        return self.cjk_offset[index] + len(self.norms[index])
+
+    def _charmap(self, index: int) -> list[int] | None:
+        """For each character of a cjk token's norm, its offset in the token's text."""
+        if index not in self._charmaps:
+            tok = self.tokens[index]
+            raw = self.text[tok.start:tok.end]
+            charmap: list[int] = []
+            parts: list[str] = []
+            i = 0
+            while i < len(raw):
+                j = i + 1
+                while j < len(raw) and _attaches(raw[j]):
+                    j += 1
+                folded = fold(raw[i:j])
+                charmap.extend([i] * len(folded))
+                parts.append(folded)
+                i = j
+            self._charmaps[index] = charmap if "".join(parts) == tok.norm else None
+        return self._charmaps[index]
+
+
+def _attaches(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat[0] == "M" or cat == "Cf" or ch in "\uff9e\uff9f"
+
+
+class Document:
+    """An article's fields, tokenised once and indexed for matching many rules."""
+
+    __slots__ = ("fields", "_vocabulary", "_sorted", "_cjk")
+
+    def __init__(self, fields: dict[str, _Field]):
+        self.fields = fields
+        self._vocabulary: set[str] | None = None
+        self._sorted: list[str] | None = None
+        self._cjk: str | None = None
+
+    @classmethod
+    def build(cls, *, title: str = "", text: str = "", source: str = "",
+              url: str = "") -> "Document":
+        values = {"title": title, "text": text, "source": source, "url": url}
+        return cls({name: _Field(name, values[name] or "") for name in FIELDS})
+
+    @classmethod
+    def from_article(cls, article, source: str | None = None) -> "Document":
+        return cls.build(title=article.title or "", text=article.text or "",
+                         source=source if source is not None else article.source or "",
+                         url=article.url or "")
+
+    def text_of(self, field: str) -> str:
+        return self.fields[field].text
+
+    @property
+    def vocabulary(self) -> set[str]:
+        """Every distinct non-CJK word of every field."""
+        if self._vocabulary is None:
+            words: set[str] = set()
+            for f in self.fields.values():
+                words.update(f.positions)
+            self._vocabulary = words
+        return self._vocabulary
+
+    @property
+    def sorted_vocabulary(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.vocabulary)
+        return self._sorted
+
+    @property
+    def cjk_text(self) -> str:
+        """The CJK chains of every field, NUL-separated."""
+        if self._cjk is None:
+            self._cjk = "\0".join(f.cjk_text for f in self.fields.values() if f.cjk_text)
+        return self._cjk
+
+
+# -------------------------------------------------------------------- evaluation
+
+# A span is (field, first token, last token, leaves); a leaf is
+# (term display, field, start, end) with offsets into the field's text.
+_Leaf = tuple[str, str, int, int]
+_Span = tuple[str, int, int, tuple[_Leaf, ...]]
+
+
+class _Evaluator:
+    """Evaluates nodes against one document, remembering each term's matches."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.memo: dict[Term, list[_Span] | None] = {}
+
+    def result(self, node: Node) -> "MatchResult | None":
+        spans = self.eval(node)
+        if spans is None:
+            return None
+        leaves = {leaf for span in spans for leaf in span[3]}
+        ordered = sorted(leaves, key=lambda l: (_FIELD_ORDER[l[1]], l[2], l[3], l[0]))
+        hits = [Hit(term, f, start, end, self.doc.fields[f].text[start:end])
+                for term, f, start, end in ordered]
+        return MatchResult(hits, self.doc)
+
+    def eval(self, node: Node) -> list[_Span] | None:
+        """The spans of a match (possibly none, under NOT), or None: no match."""
+        if isinstance(node, Term):
+            if node not in self.memo:
+                self.memo[node] = self.term(node)
+            return self.memo[node]
+        if isinstance(node, And):
+            spans: list[_Span] = []
+            for child in node.children:
+                got = self.eval(child)
+                if got is None:
+                    return None
+                spans.extend(got)
+            return spans
+        if isinstance(node, Or):
+            found = [got for got in map(self.eval, node.children) if got is not None]
+            return [span for got in found for span in got] if found else None
+        if isinstance(node, Not):
+            return None if self.eval(node.child) is not None else []
+        left = self.eval(node.left)
+        if not left:
+            return None
+        right = self.eval(node.right)
+        if not right:
+            return None
+        return _near(left, right, node.distance) or None
+
+    def term(self, term: Term) -> list[_Span] | None:
+        spans: list[_Span] = []
+        for name in (term.field,) if term.field else DEFAULT_FIELDS:
+            f = self.doc.fields[name]
+            for first, last, start, end in _find(f, term.segments):
+                spans.append((name, first, last, ((term.display, name, start, end),)))
+        return spans or None
+
+
+def _find(f: _Field, segments: tuple[tuple[str, str], ...]) -> Iterator[tuple[int, int, int, int]]:
+    """Each match of a term in a field: (first token, last token, start, end)."""
+    tokens, norms = f.tokens, f.norms
+    kind, value = segments[0]
+    rest = segments[1:]
+    if kind == "c":
+        if not f.cjk_text:
+            return
+        starts = []
+        for o_start, o_end in f.cjk_find(value):
+            first, start = f.cjk_locate(o_start, end=False)
+            last, end = f.cjk_locate(o_end, end=True)
+            if rest and o_end != f.cjk_token_end(last):
+                continue
+            starts.append((first, last, start, end))
+    else:
+        found = f.positions.get(value, ()) if kind == "w" else f.prefix_positions(value)
+        starts = [(p, p, tokens[p].start, tokens[p].end) for p in found]
+    if not rest:
+        yield from starts
+        return
+    n = len(tokens)
+    for first, last, start, end in starts:
+        pos = last + 1
+        for k, (kind, value) in enumerate(rest, 1):
+            if pos >= n:
+                break
+            tok = tokens[pos]
+            if kind == "c":
+                if not tok.cjk:
+                    break
+                offset = f.cjk_offset[pos]
+                if not f.cjk_text.startswith(value, offset):
+                    break
+                o_end = offset + len(value)
+                last, end = f.cjk_locate(o_end, end=True)
+                if k < len(rest) and o_end != f.cjk_token_end(last):
+                    break
+                pos = last + 1
+            elif tok.cjk or not (norms[pos] == value if kind == "w"
+                                 else norms[pos].startswith(value)):
+                break
+            else:
+                last, end = pos, tok.end
+                pos += 1
+        else:
+            yield first, last, start, end
+
+
+def _near(left: list[_Span], right: list[_Span], distance: int) -> list[_Span]:
+    """Spans joining each left span with a right one within ``distance`` tokens,
+    and each right span with a left one (so that every participant is a hit)."""
+    out: list[_Span] = []
+    out.extend(_pairs(left, right, distance, swap=False))
+    out.extend(_pairs(right, left, distance, swap=True))
+    return out
+
+
+def _pairs(spans: list[_Span], others: list[_Span], distance: int, swap: bool) -> Iterator[_Span]:
+    by_field: dict[str, list[_Span]] = {}
+    for span in others:
+        by_field.setdefault(span[0], []).append(span)
+    index = {name: (sorted(group, key=_first), max(s[2] - s[1] for s in group))
+             for name, group in by_field.items()}
+    for name, first, last, leaves in spans:
+        if name not in index:
+            continue
+        group, widest = index[name]
+        k = bisect.bisect_left(group, first - distance - widest, key=_first)
+        for other in group[k:]:
+            if other[1] > last + distance:
+                break
+            if max(other[1] - last, first - other[2]) <= distance:
+                pair = (other[3] + leaves) if swap else (leaves + other[3])
+                yield name, min(first, other[1]), max(last, other[2]), pair
+                break
+
+
+def _first(span: _Span) -> int:
+    return span[1]
+
+
+# ------------------------------------------------------------------------ results
+
+@dataclass(frozen=True)
+class Hit:
+    term: str      # the term as written in the query: 'Kim Jong Un', 'abduct*', '岸田'
+    field: str     # title | text | source | url
+    start: int     # offsets in the original field text
+    end: int
+    text: str      # the matched original text, e.g. 'Kim Jong-un'
+
+
+class MatchResult:
+    """Why a query matched a document: its hits, and snippets around them."""
+
+    def __init__(self, hits: list[Hit], doc: Document):
+        self.hits = hits
+        self.doc = doc
+
+    def __repr__(self) -> str:
+        return f"MatchResult(terms={self.terms!r}, hits={len(self.hits)})"
+
+    @property
+    def terms(self) -> list[str]:
+        """Distinct query terms that matched, in order of first appearance
+        in the document (title first, then text, source, url)."""
+        return list(dict.fromkeys(h.term for h in self.hits))
+
+    def snippet(self, width: int = 200) -> str:
+        """One readable snippet around the densest cluster of hits in the text
+        (the title if the text has none)."""
+        return self.highlighted(width)[0]
+
+    def highlighted(self, width: int = 200) -> tuple[str, list[tuple[int, int]]]:
+        """``snippet(width)`` and the (start, end) spans of the hits within it."""
+        name = next((f for f in ("text", "title") if any(h.field == f for h in self.hits)),
+                    None)
+        if name is None:     # only url/source hits: show the start of the article
+            name = "text" if self.doc.fields["text"].text.strip() else "title"
+        hits = [h for h in self.hits if h.field == name]
+        return _snippet(self.doc.fields[name].text, [(h.start, h.end) for h in hits], width)
+
+    def snippets(self, width: int = 160) -> list[tuple[str, str]]:
+        """(term, snippet) for each matched term, around its first hit."""
+        out: list[tuple[str, str]] = []
+        for term in self.terms:
+            first = next(h for h in self.hits if h.term == term)
+            spans = [(h.start, h.end) for h in self.hits
+                     if h.term == term and h.field == first.field]
+            out.append((term, _snippet(self.doc.fields[first.field].text, spans, width)[0]))
+        return out
+
+
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def _snippet(text: str, spans: list[tuple[int, int]], width: int
+             ) -> tuple[str, list[tuple[int, int]]]:
+    width = max(width, 20)
+    spans = sorted(spans)
+    # The window of ``width`` characters holding the most hits.
+    best, lo, hi = 0, 0, 0
+    j = 0
+    for i in range(len(spans)):
+        j = max(j, i)
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= width:
+            j += 1
+        if j - i + 1 > best:
+            best, lo, hi = j - i + 1, spans[i][0], max(e for _, e in spans[i:j + 1])
+    if best == 0:
+        lo = hi = 0
+    pad = max(0, (width - (hi - lo)) // 2)
+    a = max(0, lo - pad)
+    b = min(len(text), max(a + width, hi if hi - lo <= width else lo + width))
+    a = max(0, min(a, b - width))
+    # Do not cut words in half where a space is near.
+    if a > 0:
+        space = _SPACE.search(text, a, min(lo, a + 20))
+        if space:
+            a = space.end()
+    if b < len(text):
+        back = text.rfind(" ", max(hi, b - 20), b)
+        if back > 0:
+            b = back
+    out: list[str] = []
+    mapping = [0] * (b - a + 1)
+    blank = True
+    for k in range(a, b):
+        mapping[k - a] = len(out)
+        ch = text[k]
+        if _SPACE.match(ch):
+            if not blank:
+                out.append(" ")
+                blank = True
+        else:
+            out.append(ch)
+            blank = False
+    mapping[b - a] = len(out)
+    if out and out[-1] == " ":
+        out.pop()
+    lead = "…" if a > 0 else ""
+    body = "".join(out)
+    tail = "…" if b < len(text) else ""
+    shift = len(lead)
+    marks: list[tuple[int, int]] = []
+    for start, end in spans:
+        s, e = max(start, a), min(end, b)
+        if s < e:
+            s2 = min(mapping[s - a], len(body)) + shift
+            e2 = min(mapping[e - a], len(body)) + shift
+            if s2 < e2:
+                marks.append((s2, e2))
+    return lead + body + tail, marks
+
+
+# ------------------------------------------------------------------------- public
+
+class Query:
+    """A compiled query: ``match`` a ``Document``; ``str()`` is its canonical form."""
+
+    def __init__(self, text: str, rule: str | None, node: Node):
+        self.text = text
+        self.rule = rule
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"Query({self.text!r}, rule={self.rule!r})"
+
+    def __str__(self) -> str:
+        return str(self.node)
+
+    def match(self, doc: Document) -> MatchResult | None:
+        """Why the query matches ``doc``, or None when it does not."""
+        return _Evaluator(doc).result(self.node)
+
+    def anchors(self) -> frozenset[Term]:
+        """Positive terms of which at least one occurs in every match."""
+        anchors = _anchors(self.node)
+        assert anchors is not None   # compile_query refuses unanchored queries
+        return anchors
+
+
+def compile_query(text: str, *, rule: str | None = None) -> Query:
+    """Parse ``text``; raise QueryError naming ``rule`` and the position on a syntax error."""
+    parser = _Parser(text, rule)
+    node = parser.parse()
+    _check(node, parser.fail)
+    return Query(text, rule, node)
+
+
+class RuleSet:
+    """Many compiled queries, matched against a document at the cost of few.
+
+    Each rule is filed under its anchor terms (one of which every match
+    needs); a document is looked up by its words, the prefixes of its words and
+    the characters of its CJK text, so only candidate rules are evaluated, and a
+    term shared by rules is evaluated once per document.
+    """
+
+    def __init__(self, queries: Mapping[str, Query]):
+        self.queries = dict(queries)
+        self._order = {name: i for i, name in enumerate(self.queries)}
+        self._words: dict[str, set[str]] = {}
+        self._prefixes: dict[str, set[str]] = {}
+        self._cjk: dict[str, set[str]] = {}
+        for name, query in self.queries.items():
+            for term in query.anchors():
+                kind, key = _term_key(term)
+                table = {"w": self._words, "p": self._prefixes, "c": self._cjk}[kind]
+                table.setdefault(key, set()).add(name)
+        self._sorted_prefixes = sorted(self._prefixes)
+        self._longest_prefix = max(map(len, self._prefixes), default=0)
+        self._cjk_by_char: dict[str, list[str]] = {}
+        for needle in self._cjk:
+            self._cjk_by_char.setdefault(needle[0], []).append(needle)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def candidates(self, doc: Document) -> set[str]:
+        """Rules that may match ``doc`` (a superset of those that do)."""
+        found: set[str] = set()
+        vocab = doc.vocabulary
+        words = self._words
+        if len(words) < len(vocab):
+            for key, names in words.items():
+                if key in vocab:
+                    found |= names
+        else:
+            for word in vocab:
+                names = words.get(word)
+                if names:
+                    found |= names
+        if self._prefixes:
+            found |= self._prefix_candidates(doc, vocab)
+        if self._cjk:
+            text = doc.cjk_text
+            if text:
+                if len(self._cjk) <= 32:
+                    needles: Iterable[str] = self._cjk
+                else:
+                    needles = (n for ch in set(text) for n in self._cjk_by_char.get(ch, ()))
+                for needle in needles:
+                    if needle in text:
+                        found |= self._cjk[needle]
+        return found
+
+    def _prefix_candidates(self, doc: Document, vocab: set[str]) -> set[str]:
+        found: set[str] = set()
+        prefixes = self._prefixes
+        if len(prefixes) * 12 < len(vocab) * self._longest_prefix:
+            ordered = doc.sorted_vocabulary
+            for prefix in self._sorted_prefixes:
+                k = bisect.bisect_left(ordered, prefix)
+                if k < len(ordered) and ordered[k].startswith(prefix):
+                    found |= prefixes[prefix]
+        else:
+            longest = self._longest_prefix
+            for word in vocab:
+                for k in range(1, min(len(word), longest) + 1):
+                    names = prefixes.get(word[:k])
+                    if names:
+                        found |= names
+        return found
+
+    def match(self, doc: Document) -> dict[str, MatchResult]:
+        """Every rule that matches ``doc``, in the order the rules were given."""
+        evaluator = _Evaluator(doc)
+        out: dict[str, MatchResult] = {}
+        for name in sorted(self.candidates(doc), key=self._order.__getitem__):
+            result = evaluator.result(self.queries[name].node)
+            if result is not None:
+                out[name] = result
+        return out
