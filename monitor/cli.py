@@ -457,7 +457,7 @@ def cmd_search(config: Config, args) -> int:
                            "published": a.published.isoformat() if a.published else None,
                            "matched": m.terms, "snippet": m.snippet()} for a, m in hits],
                          ensure_ascii=False))
-        return EXIT_OK
+        return EXIT_OK if hits else EXIT_FAILED
     console = _console()
     for a, m in hits:
         console.print(f"[bold]{_safe(a.title, 150)}[/bold]\n  {_safe(a.source, 40)} · "

@@ -222,8 +222,6 @@ def _entry(raw: Any, feed_url: str, now: datetime) -> Entry | None:
         content = _field_text(part, part.get("value", ""), paragraphs=True)
         if content:
             break
-    author_detail = raw.get("author_detail") or {}
-    author = author_detail.get("name") or raw.get("author") or ""
     return Entry(
         url=link,
         guid=guid,
@@ -231,8 +229,24 @@ def _entry(raw: Any, feed_url: str, now: datetime) -> Entry | None:
         summary=_clip(_field_text(raw.get("summary_detail"), raw.get("summary", "")), "summary"),
         content=_clip(content, "content"),
         published=_published(raw, now),
-        author=_clip(_collapse(html.unescape(author)), "author"),
+        author=_clip(_author(raw), "author"),
     )
+
+
+_EMAIL_NAME_RE = re.compile(r"^\s*\S+@\S+\s*\((.+)\)\s*$")
+_NAME_EMAIL_RE = re.compile(r"^\s*(.+?)\s*<\S+@\S+>\s*$")
+
+
+def _author(raw: Any) -> str:
+    # RSS <author> is "email (Name)"; feedparser's own split of it is unreliable
+    text = _collapse(html.unescape(raw.get("author") or ""))
+    m = _EMAIL_NAME_RE.match(text) or _NAME_EMAIL_RE.match(text)
+    if m:
+        return m.group(1).strip()
+    detail_name = _collapse((raw.get("author_detail") or {}).get("name") or "")
+    if detail_name and (not text or detail_name in text):
+        return detail_name
+    return text
 
 
 def _entry_link(raw: Any, feed_url: str) -> str | None:
