@@ -278,7 +278,7 @@ def _http_url(href: str, base: str) -> str | None:
 
 def _published(raw: Any, now: datetime) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = raw.get(key)
+        parsed = dict.get(raw, key)  # plain lookup: FeedParserDict maps keys with a warning
         if not parsed:
             continue
         try:
