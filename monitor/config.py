@@ -167,6 +167,11 @@ class _Reader:
             return default
         return self._expand(key, self.table[key])
 
+    def raw(self, key: str, default: Any = None) -> Any:
+        """A value as written (sub-tables expand their own values, naming their own keys)."""
+        self.used.add(key)
+        return self.table.get(key, default)
+
     def typed(self, key: str, kind: type | tuple, default: Any = None, *,
               required: bool = False, what: str = "") -> Any:
         value = self.get(key, default, required=required)
@@ -244,8 +249,8 @@ def load_config(path: str | os.PathLike = DEFAULT_PATH,
 def parse_config(data: dict, *, path: str, env: Mapping[str, str]) -> Config:
     secrets: set[str] = set()
     top = _Reader(path, "top level", data, env, secrets)
-    monitor = _parse_monitor(_Reader(path, "[monitor]", top.get("monitor", {}), env, secrets))
-    storage_r = _Reader(path, "[storage]", top.get("storage", {}), env, secrets)
+    monitor = _parse_monitor(_Reader(path, "[monitor]", top.raw("monitor", {}), env, secrets))
+    storage_r = _Reader(path, "[storage]", top.raw("storage", {}), env, secrets)
     storage_url = storage_r.typed("url", str, "sqlite:///data/monitor.db")
     if not storage_url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise storage_r.error("url", f"{storage_url!r}: expected sqlite:///PATH or postgresql://...")
@@ -278,7 +283,7 @@ def parse_config(data: dict, *, path: str, env: Mapping[str, str]) -> Config:
 
 
 def _array(top: _Reader, key: str) -> list:
-    value = top.get(key, [])
+    value = top.raw(key, [])
     if not isinstance(value, list):
         raise top.error(key, f"expected an array of tables ([[{key}]])")
     return value

@@ -19,8 +19,10 @@ good enough for news:
 - language: ``<html lang>`` / ``og:locale`` / Content-Language, as a primary
   subtag (``"en"``, ``"ja"``), else a guess from the script for Japanese.
 
-Text options were chosen by measuring word-4-gram F1 against a labelled set of
-news pages (see the module's report): trafilatura's defaults, without comments.
+Text options were chosen by measuring word-4-gram F1 against 181 labelled news
+pages: ``favor_precision`` with tables, no comments (F1 0.961); when that keeps
+under 1,500 characters, the balanced mode is run too and wins if it finds five
+times more (0.966; balanced alone 0.958, favor_recall 0.956).
 """
 
 from __future__ import annotations
@@ -215,7 +217,6 @@ class _PageMeta:
         h1s = [_clean(h.text_content()) for h in tree.iter("h1")]
         h1s = [h for h in h1s if h]
         self.h1 = h1s[0] if len(h1s) == 1 else ""
-        self.h1s = h1s
         self.site_name = (metas.get("og:site_name") or metas.get("application-name")
                           or _ld_publisher(self.ld))
         self.author = _ld_author(self.ld) or metas.get("author", "") or metas.get("article:author", "")
@@ -419,15 +420,8 @@ def _strip_site(title: str, keys: set[str]) -> str:
 
 def _choose_title(meta: _PageMeta, extracted_title: str, site_name: str, url: str) -> str:
     keys = _site_keys(site_name, url)
-    candidates = [meta.og_title, meta.ld_headline, extracted_title, meta.h1]
-    html_title = meta.html_title
-    if html_title:
-        # "<title>Headline | Site</title>" whose prefix is the page's <h1>: the <h1> is it
-        for h1 in meta.h1s:
-            if len(h1) >= 10 and html_title.startswith(h1):
-                candidates.insert(0, h1) if not meta.og_title else None
-                break
-        candidates.append(html_title)
+    # trafilatura's own title comes last: it cuts headlines at any dash or colon
+    candidates = [meta.og_title, meta.ld_headline, meta.h1, meta.html_title, extracted_title]
     for candidate in candidates:
         title = _strip_site(candidate, keys) if candidate else ""
         if title and _norm(title) not in keys and not (

@@ -149,6 +149,8 @@ def _split(ranges: list[tuple[int, int]], by: tuple[tuple[int, int], ...]
 
 def _raw_fold(text: str) -> str:
     s = _IGNORABLE_RE.sub("", text)
+    # Accents go before case folding too: casefold turns U+0345 into a letter.
+    s = _ACCENT_RE.sub("", unicodedata.normalize("NFKD", s))
     s = unicodedata.normalize("NFKC", s).casefold()
     s = _ACCENT_RE.sub("", unicodedata.normalize("NFKD", s))
     return unicodedata.normalize("NFC", s)
