@@ -4,18 +4,16 @@ permanent refusal is recorded, reported, and not retried forever."""
 
 from __future__ import annotations
 
-import email
 import json
 import threading
-from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.fake_slack import TOKEN, FakeSlack
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.servers import Reply, closed_port
 from tests.test_check_now import SUMMIT_QUERY
+from tests.test_notify_email import smtp  # noqa: F401  (fixture)
 
 
 def config(feed: str, notifiers: str, notify: list[str], extra_monitor: str = "") -> str:
@@ -144,54 +142,38 @@ url = "{hook.url}"
     assert len(http_server.requests_for("/hook")) == requests
 
 
-class Inbox:
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def test_email_alerts_thread_follow_ups_on_one_story(project, http_server):
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=0)
-    controller.start()
-    try:
-        port = controller.server.sockets[0].getsockname()[1]
-        wire = Site(http_server, "Asia Wire", "/wire")
-        daily = Site(http_server, "The Daily Courier", "/daily")
-        original = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
-        rewrite = Story.from_file("tokyo-renews-offer", PAIRS / "en_rewrite.txt")
-        wire.feed("/rss.xml", rss20([(original, wire.publish(original))]), "application/rss+xml")
-        emails = f"""
+def test_email_alerts_thread_follow_ups_on_one_story(project, http_server, smtp):
+    wire = Site(http_server, "Asia Wire", "/wire")
+    daily = Site(http_server, "The Daily Courier", "/daily")
+    original = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    rewrite = Story.from_file("tokyo-renews-offer", PAIRS / "en_rewrite.txt")
+    wire.feed("/rss.xml", rss20([(original, wire.publish(original))]), "application/rss+xml")
+    emails = f"""
 [[notifiers]]
 name = "desk-email"
 kind = "email"
 host = "127.0.0.1"
-port = {port}
+port = {smtp.port}
 security = "none"
 from = "monitor@example.org"
 to = ["desk@example.org"]
 """
-        project.write(config(wire.url("/rss.xml"), emails, ["desk-email"]))
-        assert project.cli("check-now").code == 0
-        daily.feed("/rss.xml", rss20([(rewrite, daily.publish(rewrite))]), "application/rss+xml")
-        project.write(config(wire.url("/rss.xml"), emails, ["desk-email"]).replace(
-            "[[rules]]", f'[[sources]]\nname = "daily"\nurl = "{daily.url("/rss.xml")}"\n\n[[rules]]'))
-        assert project.cli("check-now").code == 0
-    finally:
-        controller.stop()
+    project.write(config(wire.url("/rss.xml"), emails, ["desk-email"]))
+    assert project.cli("check-now").code == 0
+    daily.feed("/rss.xml", rss20([(rewrite, daily.publish(rewrite))]), "application/rss+xml")
+    project.write(config(wire.url("/rss.xml"), emails, ["desk-email"]).replace(
+        "[[rules]]", f'[[sources]]\nname = "daily"\nurl = "{daily.url("/rss.xml")}"\n\n[[rules]]'))
+    assert project.cli("check-now").code == 0
 
-    first, second = inbox.messages
+    (_, _, first), (_, _, second) = smtp.received
     assert original.title in first["Subject"] and "summit" in first["Subject"]
     assert second["In-Reply-To"] == first["Message-ID"]
     assert first["Message-ID"] in second["References"]
     text = second.get_body(("plain",)).get_content()
-    assert rewrite.title in text and "https://" not in text or "http://" in text
+    assert rewrite.title in text and daily.url("/news/tokyo-renews-offer") in text
 
 
-def test_slack_token_mode_threads_follow_ups_and_webhook_url_stays_secret(project, http_server,
+def test_slack_token_mode_threads_follow_ups_and_the_token_stays_secret(project, http_server,
                                                                           monkeypatch):
     with FakeSlack() as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
