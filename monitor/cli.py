@@ -222,7 +222,10 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
     from monitor.deliver import deliver_pending
     from monitor.pipeline import Pipeline, RunSummary
 
+    from monitor.workers import Workers
+
     store = _open_store(config)
+    workers = Workers(config.monitor.workers)
     summary = RunSummary()
     progress = _Progress(len(sources)) if sys.stderr.isatty() and not as_json else None
     try:
@@ -236,7 +239,8 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
                 summary.delivered += stats.delivered
                 summary.failed_deliveries += stats.failed
             pipeline = Pipeline(config, store, http, dry_run=dry_run,
-                                on_progress=progress.update if progress else None)
+                                on_progress=progress.update if progress else None,
+                                workers=workers)
             if progress:
                 progress.start()
             try:
@@ -252,6 +256,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
             for notifier in notifiers.values():
                 await notifier.aclose()
     finally:
+        workers.close()
         store.close()
     return summary
 

@@ -42,6 +42,8 @@ class MonitorSettings:
     # Entries published longer ago than this are stored but raise no alert, so a
     # newly added source with years of archive does not flood anyone.
     max_age: float = 7 * 86400.0
+    # Processes for parsing and extraction: 0 = one per core, 1 = none (threads only).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,10 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
         per_host_delay=r.convert("per_host_delay", _duration_or_zero, d.per_host_delay),
         allow_private_networks=r.typed("allow_private_networks", bool, d.allow_private_networks),
         max_age=r.convert("max_age", parse_duration, d.max_age),
+        workers=r.typed("workers", int, d.workers),
     )
+    if settings.workers < 0:
+        raise r.error("workers", "must be 0 (one per core) or more")
     for key in ("concurrency", "per_host"):
         if getattr(settings, key) < 1:
             raise r.error(key, "must be at least 1")

@@ -47,6 +47,11 @@ class Fingerprints:
         )
 
 
+def fingerprints(article: Article) -> Fingerprints:
+    """Module-level, so that a worker process can run it."""
+    return Fingerprints.of(article)
+
+
 @dataclass
 class Verdict:
     kind: str                 # "new" | "url" | "exact" | "near"

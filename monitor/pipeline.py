@@ -18,14 +18,15 @@ from typing import Callable
 
 from monitor import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
-from monitor.dedup import Fingerprints, Verdict, ingest
+from monitor.dedup import Verdict, fingerprints, ingest
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.extract import extract_article
-from monitor.fetch import Fetcher, Response
+from monitor.fetch import Fetcher
 from monitor.models import AlertRecord, Article, Entry
 from monitor.query import Document, MatchResult, RuleSet, compile_query
 from monitor.textsafe import one_line
 from monitor.urls import canonicalize
+from monitor.workers import Workers
 from storage.base import AlertRow, SourceState, Store
 
 log = logging.getLogger("monitor.pipeline")
@@ -102,8 +103,10 @@ def alert_channels(config: Config, rule_name: str) -> list[tuple[str, bool]]:
 class Pipeline:
     def __init__(self, config: Config, store: Store, fetcher: Fetcher, *,
                  dry_run: bool = False, now: Callable[[], datetime] | None = None,
-                 on_progress: Callable[[str, str], None] | None = None):
+                 on_progress: Callable[[str, str], None] | None = None,
+                 workers: Workers | None = None):
         self.config = config
+        self.workers = workers or Workers(1)
         self.store = store
         self.fetcher = fetcher
         self.dry_run = dry_run
@@ -163,7 +166,10 @@ class Pipeline:
             return None
         body_hash = hashlib.sha256(response.body).hexdigest()
         unchanged = body_hash == state.body_hash
-        entries = self._parse(source, response)
+        entries = await self.workers.run(
+            parse_source, source.kind, response.body, url=response.url,
+            content_type=response.headers.get("content-type"), charset=response.charset,
+            link_pattern=source.link_pattern)
         if source.kind == "sitemap" and isinstance(entries, tuple):
             entries = await self._sitemap_children(*entries)
         result.entries = len(entries)
@@ -175,17 +181,6 @@ class Pipeline:
             result.status = "not_modified"
             return None
         return entries
-
-    def _parse(self, source: SourceConfig, response: Response):
-        if source.kind == "feed":
-            return feeds.parse_feed(response.body, url=response.url,
-                                    content_type=response.headers.get("content-type")).entries
-        if source.kind == "page":
-            return links.discover_links(response.body, url=response.url,
-                                        link_pattern=source.link_pattern,
-                                        charset=response.charset)
-        parsed = sitemaps.parse_sitemap(response.body, url=response.url)
-        return (parsed.entries, parsed.sitemaps)
 
     async def _sitemap_children(self, entries: list[Entry], children: list[str]) -> list[Entry]:
         for child in children[:MAX_CHILD_SITEMAPS]:
@@ -223,7 +218,7 @@ class Pipeline:
             return
         if article is None:
             return
-        fp = await asyncio.to_thread(Fingerprints.of, article)
+        fp = await self.workers.run(fingerprints, article)
         matches = self.rules[source.name].match(Document.build(
             title=article.title, text=article.text, source=source.name, url=article.url))
         now = self.now()
@@ -280,7 +275,7 @@ class Pipeline:
                 if response.url != url:
                     aliases.append(url)
                     url = _canonical(response.url) or url
-                extracted = await asyncio.to_thread(
+                extracted = await self.workers.run(
                     extract_article, response.body, url=response.url, charset=response.charset)
             except (FetchError, ParseError) as exc:
                 log.info("source %s: article %s not fetched (%s); using the feed's text",
@@ -304,6 +299,17 @@ class Pipeline:
             language=extracted.language if extracted else "",
             guid=entry.guid, extracted=bool(extracted and extracted.text),
         ), aliases
+
+
+def parse_source(kind: str, body: bytes, *, url: str, content_type: str | None,
+                 charset: str | None, link_pattern: str | None):
+    """A source's entries from its bytes (runs in a worker process)."""
+    if kind == "feed":
+        return feeds.parse_feed(body, url=url, content_type=content_type).entries
+    if kind == "page":
+        return links.discover_links(body, url=url, link_pattern=link_pattern, charset=charset)
+    parsed = sitemaps.parse_sitemap(body, url=url)
+    return (parsed.entries, parsed.sitemaps)
 
 
 def _canonical(url: str) -> str | None:

@@ -1,4 +1,4 @@
-"""What differs between SQLite and PostgreSQL: connecting, locking, a few SQL forms.
+"""What differs between SQLite and PostgreSQL: connecting, locking, errors, a few SQL forms.
 
 The schema is versioned: ``MIGRATIONS`` is an append-only list, and a database
 records the number of migrations applied in ``schema_version``.
@@ -6,6 +6,7 @@ records the number of migrations applied in ``schema_version``.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 from monitor.errors import StorageError
 
 # Each migration is a list of statements written for both databases; "{id}",
-# "{blob}" and "{bigint}" are replaced with each dialect's types.
+# "{blob}" and "{bigint}" are replaced with each dialect's types. Append only:
+# a database that has applied migration N never sees it again.
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE sources (
@@ -57,6 +59,24 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (alert_id, notifier))""",
         "CREATE INDEX deliveries_state ON deliveries (state, digest, next_attempt)",
     ],
+    # 2: lookups that stay index-only at 10^6 articles. Band look-ups read
+    # (band_key, article_id) from the index alone; story bands carry their
+    # article's time, so the 7-day story window is part of the index range and
+    # old rows can be pruned (Store.prune) by time.
+    [
+        "CREATE INDEX article_bands_key_article ON article_bands (band_key, article_id)",
+        "DROP INDEX article_bands_key",
+        "ALTER TABLE story_bands ADD COLUMN fetched_at TEXT",
+        """UPDATE story_bands SET fetched_at =
+            (SELECT a.fetched_at FROM articles a WHERE a.id = story_bands.article_id)""",
+        "CREATE INDEX story_bands_key_time ON story_bands (band_key, fetched_at, article_id)",
+        "CREATE INDEX story_bands_time ON story_bands (fetched_at)",
+        "DROP INDEX story_bands_key",
+        # thread_receipt looks a story up without its rule.
+        "CREATE INDEX alerts_story_id ON alerts (story_id)",
+        # renew_leases and takeovers find a node's leases.
+        "CREATE INDEX deliveries_lease ON deliveries (lease_owner)",
+    ],
 ]
 
 
@@ -64,9 +84,15 @@ class Dialect(ABC):
     name: str
     skip_locked = ""
     types: dict[str, str]
+    # The driver's base exception, translated into StorageError by the store.
+    errors: tuple[type[BaseException], ...] = ()
 
     @abstractmethod
     def connect(self) -> Any: ...
+
+    def where(self) -> str:
+        """Where the database is, for messages (never a password)."""
+        return self.name
 
     def sql(self, sql: str) -> str:
         return sql
@@ -98,10 +124,30 @@ class Dialect(ABC):
         return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
                 f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
 
+    @abstractmethod
+    def explain(self, conn: Any, sql: str, params: tuple) -> str:
+        """The query plan, as text (for tests and for checking the SQL at scale)."""
+
+    # errors ----------------------------------------------------------------
+    def is_transient(self, exc: BaseException) -> bool:
+        """Would the same transaction likely succeed if simply run again?"""
+        return False
+
+    def is_disconnect(self, exc: BaseException, conn: Any) -> bool:
+        """Is the connection gone (so a new one is needed before retrying)?"""
+        return False
+
+    def describe(self, exc: BaseException) -> str:
+        """One line about a driver error, safe to show (no password)."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return text
+
+    # schema ----------------------------------------------------------------
     def migrate(self, conn: Any) -> None:
+        """Bring the schema up to date; the caller holds the exclusive lock."""
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         rows = conn.execute("SELECT version FROM schema_version").fetchall()
-        current = rows[0][0] if rows else 0
+        current = max(r[0] for r in rows) if rows else 0
         if current > len(MIGRATIONS):
             raise StorageError(f"the database schema is version {current}, newer than this "
                                f"program knows ({len(MIGRATIONS)}): upgrade the monitor")
@@ -111,36 +157,67 @@ class Dialect(ABC):
         if not rows:
             conn.execute(self.sql("INSERT INTO schema_version (version) VALUES (?)"),
                          (len(MIGRATIONS),))
-        elif current < len(MIGRATIONS):
-            conn.execute(self.sql("UPDATE schema_version SET version = ?"), (len(MIGRATIONS),))
+        elif current < len(MIGRATIONS) or len(rows) > 1:
+            conn.execute("DELETE FROM schema_version")
+            conn.execute(self.sql("INSERT INTO schema_version (version) VALUES (?)"),
+                         (len(MIGRATIONS),))
 
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
     types = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "bigint": "INTEGER"}
+    errors = (sqlite3.Error,)
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, busy_timeout: float = 60.0):
         self.path = path
+        self.busy_timeout = busy_timeout
+
+    def where(self) -> str:
+        return f"SQLite database {self.path}"
 
     def connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from None
         return conn
 
     def begin(self, conn: sqlite3.Connection, *, exclusive: bool) -> None:
-        # BEGIN IMMEDIATE takes the write lock at once: two processes' dedup
-        # look-up-then-insert can never interleave.
-        conn.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+        # Every transaction here writes, so each takes the write lock at once
+        # (BEGIN IMMEDIATE): two processes' dedup look-up-then-insert can never
+        # interleave, and a deferred read never fails to upgrade to a write in
+        # WAL mode (SQLITE_BUSY_SNAPSHOT, which the busy timeout cannot wait out).
+        conn.execute("BEGIN IMMEDIATE")
 
     def insert_returning_id(self, conn: sqlite3.Connection, sql: str, params: tuple) -> int:
         return conn.execute(sql, params).lastrowid
+
+    def explain(self, conn: sqlite3.Connection, sql: str, params: tuple) -> str:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+        return "\n".join(r[-1] for r in rows)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if not isinstance(exc, sqlite3.OperationalError):
+            return False
+        message = str(exc).lower()
+        return "locked" in message or "busy" in message
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """``text`` with passwords (in URLs, key=value strings, or ``secret``) replaced by ***."""
+    if secret:
+        text = text.replace(secret, "***")
+    text = _PASSWORD_IN_URL.sub(r"\1***@", text)
+    return _PASSWORD_IN_DSN.sub(r"\1***", text)

@@ -1,43 +1,76 @@
-"""PostgreSQL for the SQL store (optional extra: ``pip install news-monitor[postgres]``)."""
+"""PostgreSQL for the SQL store (optional extra: ``pip install news-monitor[postgres]``).
+
+psycopg is imported here only, so SQLite users never need it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from monitor.errors import ConfigError, StorageError
-from storage.dialects import Dialect
+from storage.dialects import Dialect, redact
 from storage.sql import EXCLUSIVE_LOCK_KEY
+
+# SQLSTATEs worth running the transaction again for.
+_TRANSIENT_STATES = {
+    "40001",   # serialization_failure
+    "40P01",   # deadlock_detected
+    "55P03",   # lock_not_available
+    "57P01",   # admin_shutdown (the server closed our session)
+}
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError("storage url is PostgreSQL but psycopg is not installed: "
+                          "pip install 'news-monitor[postgres]'") from None
+    return psycopg
 
 
 class PostgresDialect(Dialect):
     name = "postgresql"
     types = {"id": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA", "bigint": "BIGINT"}
-    # Several nodes claim deliveries without waiting on each other's rows.
+    # Several nodes claim rows without waiting on each other's.
     skip_locked = " FOR UPDATE OF d SKIP LOCKED"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, connect_timeout: int = 10):
         self.url = url
+        self.connect_timeout = connect_timeout
+        self.errors = (_psycopg().Error,)
+        try:
+            parts = urlsplit(url)
+            self._password = unquote(parts.password) if parts.password else None
+            host = parts.hostname or "localhost"
+            self._where = f"{host}:{parts.port or 5432}{parts.path or ''}"
+        except ValueError:
+            raise ConfigError(f"storage url {redact(url)!r}: not a valid PostgreSQL URL") from None
+
+    def where(self) -> str:
+        return f"PostgreSQL at {self._where}"
+
+    def describe(self, exc: BaseException) -> str:
+        return redact(super().describe(exc), self._password)
 
     def connect(self) -> Any:
+        psycopg = _psycopg()
         try:
-            import psycopg
-        except ImportError:
-            raise ConfigError("storage url is PostgreSQL but psycopg is not installed: "
-                              "pip install 'news-monitor[postgres]'") from None
-        try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.Error as exc:
-            # The message may contain the password of the URL: say only where.
-            host = self.url.split("@")[-1].split("/")[0]
-            raise StorageError(f"cannot connect to PostgreSQL at {host}: "
-                               f"{type(exc).__name__}") from None
+            raise StorageError(f"cannot connect to {self.where()}: "
+                               f"{self.describe(exc)}") from None
 
     def sql(self, sql: str) -> str:
-        return sql.replace("?", "%s")
+        # Every statement is written with '?' placeholders and no literal '%'.
+        return sql.replace("%", "%%").replace("?", "%s")
 
     def begin(self, conn: Any, *, exclusive: bool) -> None:
         conn.execute("BEGIN")
         if exclusive:
+            # Held to the end of the transaction: serialises dedup (and migrations)
+            # across every process sharing this database.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXCLUSIVE_LOCK_KEY,))
 
     def executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
@@ -46,3 +79,18 @@ class PostgresDialect(Dialect):
 
     def insert_returning_id(self, conn: Any, sql: str, params: tuple) -> int:
         return conn.execute(sql + " RETURNING id", params).fetchone()[0]
+
+    def explain(self, conn: Any, sql: str, params: tuple) -> str:
+        rows = conn.execute("EXPLAIN " + sql, params).fetchall()
+        return "\n".join(r[0] for r in rows)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        psycopg = _psycopg()
+        if getattr(exc, "sqlstate", None) in _TRANSIENT_STATES:
+            return True
+        return isinstance(exc, psycopg.OperationalError)
+
+    def is_disconnect(self, exc: BaseException, conn: Any) -> bool:
+        psycopg = _psycopg()
+        return conn is None or bool(conn.closed) or getattr(conn, "broken", False) or \
+            isinstance(exc, psycopg.errors.AdminShutdown)

@@ -1,0 +1,67 @@
+"""CPU-bound steps (feed parsing, extraction, fingerprints) off the event loop.
+
+A pass with little work runs them in a thread, which costs nothing to start; once
+a pass has enough of them to pay for it, a pool of processes sized to the cores
+takes over, so that parsing and extraction use every core and the event loop
+only waits. Workers are started with ``forkserver`` and import the heavy
+modules once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable
+
+log = logging.getLogger("monitor.workers")
+
+PRELOAD = ["monitor.extract", "monitor.feeds", "monitor.dedup"]
+
+
+class Workers:
+    def __init__(self, processes: int | None = None, *, start_after: int = 8):
+        """``processes``: 0 or None for one per core, 1 for no pool at all.
+        ``start_after``: the pool starts once this many jobs were asked for."""
+        self.processes = processes or os.cpu_count() or 1
+        self.start_after = start_after
+        self._jobs = 0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _ensure_pool(self) -> ProcessPoolExecutor | None:
+        if self.processes <= 1:
+            return None
+        if self._pool is None and self._jobs >= self.start_after:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+            self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
+        return self._pool
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker; ``fn`` must be a module-level function."""
+        self._jobs += 1
+        pool = self._ensure_pool()
+        if pool is None:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, _call, fn, args, kwargs)
+        except BrokenProcessPool:
+            # A worker died (out of memory on a hostile page, say): that job is
+            # lost, the pool is replaced, the pass goes on.
+            log.warning("a worker process died; restarting the pool")
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    return fn(*args, **kwargs)
