@@ -42,6 +42,13 @@ class MonitorSettings:
     # Entries published longer ago than this are stored but raise no alert, so a
     # newly added source with years of archive does not flood anyone.
     max_age: float = 7 * 86400.0
+    # The polling policy (monitor.polling): adaptive intervals stay within these.
+    min_interval: float = 60.0
+    max_interval: float = 6 * 3600.0
+    adaptive: bool = True
+    # After this many failures in a row, a source is reported broken to health_notify.
+    broken_after: int = 5
+    health_notify: tuple[str, ...] = ()
     # Processes for parsing and extraction: 0 = one per core, 1 = none (threads only).
     workers: int = 0
 
@@ -271,6 +278,9 @@ def parse_config(data: dict, *, path: str, env: Mapping[str, str]) -> Config:
     _unique(path, "rules", [r.name for r in rules])
     source_names = {s.name for s in sources}
     notifier_names = {n.name for n in notifiers} | {"console"}
+    for name in monitor.health_notify:
+        if name not in notifier_names:
+            raise ConfigError(f"{path}: [monitor]: health_notify: no notifier named {name!r}")
     for i, rule in enumerate(rules):
         for name in rule.notify:
             if name not in notifier_names:
@@ -312,7 +322,16 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
         allow_private_networks=r.typed("allow_private_networks", bool, d.allow_private_networks),
         max_age=r.convert("max_age", parse_duration, d.max_age),
         workers=r.typed("workers", int, d.workers),
+        min_interval=r.convert("min_interval", parse_duration, d.min_interval),
+        max_interval=r.convert("max_interval", parse_duration, d.max_interval),
+        adaptive=r.typed("adaptive", bool, d.adaptive),
+        broken_after=r.typed("broken_after", int, d.broken_after),
+        health_notify=_str_list(r, "health_notify"),
     )
+    if settings.min_interval > settings.max_interval:
+        raise r.error("min_interval", "is longer than max_interval")
+    if settings.broken_after < 1:
+        raise r.error("broken_after", "must be at least 1")
     if settings.workers < 0:
         raise r.error("workers", "must be 0 (one per core) or more")
     for key in ("concurrency", "per_host"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,12 +20,13 @@ from typing import Callable
 from monitor import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
 from monitor.dedup import Verdict, fingerprints, ingest
-from monitor.errors import FetchError, MonitorError, ParseError
+from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_article
 from monitor.fetch import Fetcher
 from monitor.models import AlertRecord, Article, Entry
 from monitor.query import Document, MatchResult, RuleSet, compile_query
 from monitor.textsafe import one_line
+from monitor.polling import PollOutcome, PollPolicy, next_poll
 from monitor.urls import canonicalize
 from monitor.workers import Workers
 from storage.base import AlertRow, SourceState, Store
@@ -47,6 +49,13 @@ class SourceResult:
     duplicates: int = 0
     alerts: int = 0
     article_errors: int = 0
+    truncated: bool = False            # more new entries than one pass takes
+    body_hash: str | None = None
+    # What the polling policy needs to know (monitor.polling).
+    max_age: float | None = None
+    ttl: float | None = None
+    retry_after: float | None = None
+    publish_times: list[datetime] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {"name": self.name, "status": self.status, "error": self.error,
@@ -128,8 +137,9 @@ class Pipeline:
             entries = await self._entries(source, state, result)
             if entries is not None:
                 await self._process_entries(source, entries, result)
-        except (FetchError, ParseError) as exc:
+        except HTTPStatusError as exc:
             result.status, result.error = "error", one_line(str(exc), 300)
+            result.retry_after = exc.retry_after
         except MonitorError as exc:
             result.status, result.error = "error", one_line(str(exc), 300)
         except Exception as exc:     # a bug must cost this source only, and be visible
@@ -145,6 +155,7 @@ class Pipeline:
         if self.dry_run:
             return
         state.last_polled = started
+        failures_before = state.consecutive_failures
         if result.status == "error":
             state.last_error, state.last_error_at = result.error, started
             state.consecutive_failures += 1
@@ -152,8 +163,46 @@ class Pipeline:
         else:
             state.last_success = started
             state.consecutive_failures = 0
-        state.next_poll = started + timedelta(seconds=source.interval)
+            if result.body_hash and not result.article_errors and not result.truncated:
+                # Only a body whose every entry was dealt with may be skipped next time.
+                state.body_hash = result.body_hash
+        m = self.config.monitor
+        policy = PollPolicy(interval=source.interval, min_interval=min(m.min_interval, source.interval),
+                            max_interval=max(m.max_interval, source.interval), adaptive=m.adaptive)
+        state.next_poll = next_poll(started, policy, PollOutcome(
+            status=result.status, consecutive_failures=state.consecutive_failures,
+            max_age=result.max_age, ttl=result.ttl, retry_after=result.retry_after,
+            publish_times=result.publish_times))
         self.store.save_source_state(state)
+        broken_after = self.config.monitor.broken_after
+        if result.status == "error" and state.consecutive_failures == broken_after:
+            self._health_notice(source, "broken", result.error or "", state.consecutive_failures)
+        elif result.status != "error" and failures_before >= broken_after:
+            self._health_notice(source, "recovered", "", failures_before)
+
+    def _health_notice(self, source: SourceConfig, event: str, error: str, failures: int) -> None:
+        """A "source broken" or "recovered" notice, through the outbox like any alert."""
+        channels = self.config.monitor.health_notify
+        if not channels:
+            return
+        now = self.now()
+        if event == "broken":
+            title = f"Source {source.name!r} is broken: {failures} failures in a row"
+        else:
+            title = f"Source {source.name!r} has recovered after {failures} failures"
+        record = AlertRecord(
+            alert_id=uuid.uuid4().hex, rule="source-health", story_id=f"source:{source.name}",
+            followup=event == "recovered", url=source.url, title=title, source=source.name,
+            published=now.isoformat(), matched=[], snippet=error)
+        modes = {n.name: n.mode == "digest" for n in self.config.notifiers}
+        with self.store.exclusive() as tx:
+            # Health notices belong to no article: each gets its own negative id.
+            tx.insert_alert(AlertRow(alert_id=record.alert_id, rule="source-health",
+                                     article_id=-time.time_ns() // 1000, story_id=record.story_id,
+                                     followup=record.followup, created_at=now,
+                                     record=record.to_dict()),
+                            [(name, modes.get(name, False)) for name in channels])
+        log.warning("source %s: %s", source.name, title)
 
     # fetching and parsing the source ------------------------------------------
     async def _entries(self, source: SourceConfig, state: SourceState,
@@ -161,31 +210,38 @@ class Pipeline:
         self.on_progress(source.name, "fetching")
         response = await self.fetcher.get(source.url, etag=state.etag,
                                           last_modified=state.last_modified)
+        result.max_age = response.header_max_age()
         if response.not_modified:
             result.status = "not_modified"
             return None
         body_hash = hashlib.sha256(response.body).hexdigest()
-        unchanged = body_hash == state.body_hash
-        entries = await self.workers.run(
+        if not self.dry_run:
+            state.etag, state.last_modified = response.etag, response.last_modified
+        if body_hash == state.body_hash:
+            # The same bytes as last time, fully processed then: nothing in it is new,
+            # and it is not even parsed again.
+            result.status = "not_modified"
+            return None
+        parsed = await self.workers.run(
             parse_source, source.kind, response.body, url=response.url,
             content_type=response.headers.get("content-type"), charset=response.charset,
             link_pattern=source.link_pattern)
-        if source.kind == "sitemap" and isinstance(entries, tuple):
-            entries = await self._sitemap_children(*entries)
-        result.entries = len(entries)
-        if not self.dry_run:
-            state.etag, state.last_modified = response.etag, response.last_modified
-            state.body_hash = body_hash
-        if unchanged:
-            # The same bytes as last time: nothing in it can be new.
-            result.status = "not_modified"
-            return None
+        entries = parsed.entries
+        if parsed.children:
+            entries += await self._sitemap_children(parsed.children)
+        result.entries, result.ttl = len(entries), parsed.ttl
+        result.publish_times = [e.published for e in entries if e.published]
+        result.body_hash = body_hash
         return entries
 
-    async def _sitemap_children(self, entries: list[Entry], children: list[str]) -> list[Entry]:
+    async def _sitemap_children(self, children: list[str]) -> list[Entry]:
+        entries: list[Entry] = []
         for child in children[:MAX_CHILD_SITEMAPS]:
             response = await self.fetcher.get(child)
-            entries.extend(sitemaps.parse_sitemap(response.body, url=response.url).entries)
+            parsed = await self.workers.run(parse_source, "sitemap", response.body,
+                                            url=response.url, content_type=None, charset=None,
+                                            link_pattern=None)
+            entries += parsed.entries
         return entries
 
     # entries -> articles -------------------------------------------------------
@@ -204,7 +260,9 @@ class Pipeline:
             self.store.mark_seen(source.name, [k for e, ks in fresh if ks[0] in known for k in ks],
                                  None)
         result.duplicates += sum(1 for _, ks in fresh if ks[0] in known)
-        fresh = [(e, ks) for e, ks in fresh if ks[0] not in known][:MAX_NEW_ENTRIES]
+        fresh = [(e, ks) for e, ks in fresh if ks[0] not in known]
+        if len(fresh) > MAX_NEW_ENTRIES:
+            result.truncated, fresh = True, fresh[:MAX_NEW_ENTRIES]
         self.on_progress(source.name, f"{len(fresh)} new entries")
         await asyncio.gather(*(self._process_entry(source, e, ks, result) for e, ks in fresh))
 
@@ -301,15 +359,24 @@ class Pipeline:
         ), aliases
 
 
+@dataclass
+class ParsedSource:
+    entries: list[Entry]
+    ttl: float | None = None                      # RSS <ttl>, seconds
+    children: list[str] = field(default_factory=list)   # a sitemap index's sitemaps
+
+
 def parse_source(kind: str, body: bytes, *, url: str, content_type: str | None,
-                 charset: str | None, link_pattern: str | None):
-    """A source's entries from its bytes (runs in a worker process)."""
+                 charset: str | None, link_pattern: str | None) -> ParsedSource:
+    """A source's entries from its bytes. Runs in a worker process."""
     if kind == "feed":
-        return feeds.parse_feed(body, url=url, content_type=content_type).entries
+        parsed = feeds.parse_feed(body, url=url, content_type=content_type)
+        return ParsedSource(parsed.entries, ttl=parsed.ttl_seconds)
     if kind == "page":
-        return links.discover_links(body, url=url, link_pattern=link_pattern, charset=charset)
+        return ParsedSource(links.discover_links(body, url=url, link_pattern=link_pattern,
+                                                 charset=charset))
     parsed = sitemaps.parse_sitemap(body, url=url)
-    return (parsed.entries, parsed.sitemaps)
+    return ParsedSource(parsed.entries, children=parsed.sitemaps)
 
 
 def _canonical(url: str) -> str | None:

@@ -146,9 +146,9 @@ def adaptive_interval(publish_times: Iterable[datetime], policy: PollPolicy, *,
     Uses the distinct publish times no later than ``now`` and within
     ``ADAPTIVE_WINDOW`` of it (at most the newest ``ADAPTIVE_MAX_ENTRIES``);
     with fewer than ``ADAPTIVE_MIN_ENTRIES`` it returns None. The estimate is
-    the median of the gaps between consecutive entries, plus the silence since
-    the newest one (a lower bound on the gap now open, so that a source that
-    has gone quiet drifts slower), halved and clamped to
+    the median of the gaps between consecutive entries and the silence since
+    the newest one (a lower bound on the gap now open, counted as one more gap
+    so that a long silence nudges the estimate up), halved and clamped to
     ``[min_interval, max_interval]``. The median shrugs off a burst of entries
     published at once or one long holiday. Naive datetimes are taken as UTC;
     ``now`` defaults to the current time, so pass it where purity matters.

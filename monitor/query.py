@@ -177,7 +177,9 @@ def _lex(text: str, fail) -> list[_Lexeme]:
             while j < n and not text[j].isspace() and text[j] not in "()" and text[j] not in _QUOTES:
                 j += 1
             word = text[i:j]
-            field = None if after_field else _FIELD_RE.match(word)
+            field = _FIELD_RE.match(word)
+            if field and after_field and field.group(1).lower() not in FIELDS:
+                field = None     # url:https://... : the colon belongs to the term
             near = _NEAR_RE.match(word)
             if word in ("AND", "OR", "NOT"):
                 out.append(_Lexeme(word, word, i))

@@ -176,6 +176,13 @@ class Store(ABC):
     @abstractmethod
     def count_articles(self) -> int: ...
 
+    @abstractmethod
+    def prune(self, before: datetime) -> int:
+        """Drop what only serves look-ups of recent articles (story band rows of
+        articles fetched before ``before``); returns how many rows went.
+
+        Call it now and then with ``now - fingerprint.STORY_WINDOW``."""
+
     # alerts and deliveries --------------------------------------------------
     @abstractmethod
     def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]: ...
@@ -187,8 +194,10 @@ class Store(ABC):
         """Take due pending deliveries (with their alert records) under a lease."""
 
     @abstractmethod
-    def thread_receipt(self, notifier: str, story_id: str, rule: str) -> dict | None:
-        """The receipt of the first sent delivery of this story on this channel."""
+    def thread_receipt(self, notifier: str, story_id: str,
+                       rule: str | None = None) -> dict | None:
+        """The receipt of the first sent delivery of this story on this channel
+        (of this rule's alerts only, when ``rule`` is given)."""
 
     @abstractmethod
     def delivery_sent(self, alert_id: str, notifier: str, receipt: dict, now: datetime) -> None: ...
@@ -196,3 +205,21 @@ class Store(ABC):
     @abstractmethod
     def delivery_failed(self, alert_id: str, notifier: str, error: str, *,
                         permanent: bool, next_attempt: datetime | None) -> None: ...
+
+    # leases for several nodes sharing one store ----------------------------------
+    @abstractmethod
+    def claim_due_sources(self, owner: str, now: datetime, lease_seconds: float,
+                          names: list[str], limit: int = 100) -> list[str]:
+        """The sources among ``names`` that are due (never polled, no next poll, or
+        next poll <= now) and not leased by a live node, now leased to ``owner``
+        until now + lease_seconds. Atomic across processes: a due source goes to
+        exactly one claimer. Never-seen names get a state row."""
+
+    @abstractmethod
+    def release_source(self, name: str, owner: str) -> None:
+        """Give up ``owner``'s lease on a source (nothing if another node holds it)."""
+
+    @abstractmethod
+    def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> None:
+        """Extend every lease ``owner`` holds (sources and pending deliveries)
+        to now + lease_seconds."""

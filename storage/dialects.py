@@ -97,6 +97,11 @@ class Dialect(ABC):
     def sql(self, sql: str) -> str:
         return sql
 
+    def lock_skip(self, alias: str) -> str:
+        """Suffix of a claiming SELECT: lock the rows of ``alias``, skipping rows
+        another transaction holds (SQLite needs none: BEGIN IMMEDIATE serialises)."""
+        return ""
+
     def blob(self, value: bytes | None) -> Any:
         return value
 

@@ -62,6 +62,9 @@ class PostgresDialect(Dialect):
             raise StorageError(f"cannot connect to {self.where()}: "
                                f"{self.describe(exc)}") from None
 
+    def lock_skip(self, alias: str) -> str:
+        return f" FOR UPDATE OF {alias} SKIP LOCKED"
+
     def sql(self, sql: str) -> str:
         # Every statement is written with '?' placeholders and no literal '%'.
         return sql.replace("%", "%%").replace("?", "%s")
@@ -85,10 +88,11 @@ class PostgresDialect(Dialect):
         return "\n".join(r[0] for r in rows)
 
     def is_transient(self, exc: BaseException) -> bool:
-        psycopg = _psycopg()
-        if getattr(exc, "sqlstate", None) in _TRANSIENT_STATES:
+        state = getattr(exc, "sqlstate", None) or ""
+        if state in _TRANSIENT_STATES or state.startswith("08"):   # 08: connection exception
             return True
-        return isinstance(exc, psycopg.OperationalError)
+        # No SQLSTATE: the client lost the server (a network error, a restart).
+        return isinstance(exc, _psycopg().OperationalError) and not state
 
     def is_disconnect(self, exc: BaseException, conn: Any) -> bool:
         psycopg = _psycopg()

@@ -2,22 +2,34 @@
 
 Times are stored as ISO 8601 text in UTC (microseconds, '+00:00'), which sorts
 correctly as text in both databases and keeps the schema identical.
+
+Errors: every driver error leaves this module as ``StorageError`` (a message
+that names the database, never a password). Transient ones -- SQLite busy
+beyond its busy timeout, PostgreSQL serialization failures and deadlocks, a
+dropped connection (reconnected once) -- are retried in one place, ``_run``,
+which runs a whole transaction again. The body of ``exclusive()`` is the
+caller's code and cannot be re-run: only its BEGIN is retried.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
+from monitor.errors import StorageError
 from storage.base import (AlertRow, DeliveryRow, NewArticle, SourceState, Store,
                           StoredArticle, Transaction)
 from storage.dialects import Dialect
 
 # Lock key for exclusive transactions on PostgreSQL (pg_advisory_xact_lock).
 EXCLUSIVE_LOCK_KEY = 0x6E6D6F6E  # "nmon"
+
+T = TypeVar("T")
 
 
 def ts(value: datetime | None) -> str | None:
@@ -37,6 +49,10 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
         yield items[i:i + size]
 
 
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
 class SQLTransaction(Transaction):
     def __init__(self, store: "SQLStore"):
         self.store = store
@@ -48,37 +64,60 @@ class SQLTransaction(Transaction):
         urls = list(dict.fromkeys(u for u in urls if u))
         if not urls:
             return None
-        marks = ",".join("?" * len(urls))
-        rows = self._q(f"SELECT id FROM articles WHERE url IN ({marks}) "
-                       f"UNION SELECT article_id FROM url_aliases WHERE url IN ({marks})",
-                       urls + urls)
-        return min(r[0] for r in rows) if rows else None
+        ids: list[int] = []
+        for chunk in _chunks(urls):
+            marks = _marks(len(chunk))
+            ids.extend(r[0] for r in self._q(
+                f"SELECT id FROM articles WHERE url IN ({marks}) "
+                f"UNION SELECT article_id FROM url_aliases WHERE url IN ({marks})",
+                chunk + chunk))
+        return min(ids) if ids else None
 
     def article_id_by_hash(self, content_hash: str) -> int | None:
         rows = self._q("SELECT id FROM articles WHERE content_hash = ? ORDER BY id LIMIT 1",
                        (content_hash,))
         return rows[0][0] if rows else None
 
+    @staticmethod
+    def band_query(band_keys: list[int], limit: int) -> tuple[str, list]:
+        # The articles sharing the most bands first (the likeliest copies), found
+        # from the (band_key, article_id) index alone, then joined to their row
+        # by primary key: cost grows with the matches, not with the table.
+        # Copies (duplicate_of set) have no band rows.
+        return (f"SELECT a.id, a.signature FROM"
+                f" (SELECT article_id, COUNT(*) AS shared FROM article_bands"
+                f" WHERE band_key IN ({_marks(len(band_keys))})"
+                f" GROUP BY article_id ORDER BY shared DESC, article_id LIMIT ?) b"
+                f" JOIN articles a ON a.id = b.article_id"
+                f" WHERE a.duplicate_of IS NULL ORDER BY b.shared DESC, a.id",
+                list(band_keys) + [limit])
+
     def band_candidates(self, band_keys: list[int], limit: int = 50) -> list[tuple[int, bytes]]:
+        band_keys = list(dict.fromkeys(band_keys))
         if not band_keys:
             return []
-        marks = ",".join("?" * len(band_keys))
-        rows = self._q(
-            f"SELECT a.id, a.signature FROM articles a WHERE a.id IN "
-            f"(SELECT article_id FROM article_bands WHERE band_key IN ({marks})) "
-            f"AND a.duplicate_of IS NULL ORDER BY a.id LIMIT ?", list(band_keys) + [limit])
+        rows = self._q(*self.band_query(band_keys, limit))
         return [(r[0], bytes(r[1])) for r in rows if r[1] is not None]
+
+    @staticmethod
+    def story_query(band_keys: list[int], since: datetime, limit: int) -> tuple[str, list]:
+        # story_bands carries the article's time: the window is a range in the
+        # (band_key, fetched_at, article_id) index, so rows older than the window
+        # (or pruned) cost nothing.
+        return (f"SELECT a.id, a.story_id, a.story_signature FROM"
+                f" (SELECT article_id, COUNT(*) AS shared FROM story_bands"
+                f" WHERE band_key IN ({_marks(len(band_keys))}) AND fetched_at >= ?"
+                f" GROUP BY article_id ORDER BY shared DESC, article_id DESC LIMIT ?) s"
+                f" JOIN articles a ON a.id = s.article_id"
+                f" WHERE a.story_id IS NOT NULL ORDER BY s.shared DESC, a.id DESC",
+                list(band_keys) + [ts(since), limit])
 
     def story_candidates(self, band_keys: list[int], since: datetime,
                          limit: int = 50) -> list[tuple[int, str, bytes]]:
+        band_keys = list(dict.fromkeys(band_keys))
         if not band_keys:
             return []
-        marks = ",".join("?" * len(band_keys))
-        rows = self._q(
-            f"SELECT a.id, a.story_id, a.story_signature FROM articles a WHERE a.id IN "
-            f"(SELECT article_id FROM story_bands WHERE band_key IN ({marks})) "
-            f"AND a.fetched_at >= ? AND a.story_id IS NOT NULL "
-            f"ORDER BY a.id DESC LIMIT ?", list(band_keys) + [ts(since), limit])
+        rows = self._q(*self.story_query(band_keys, since, limit))
         return [(r[0], r[1], bytes(r[2])) for r in rows if r[2] is not None]
 
     def insert_article(self, a: NewArticle) -> int:
@@ -92,9 +131,11 @@ class SQLTransaction(Transaction):
              d.blob(a.signature), d.blob(a.story_signature), a.story_id, a.duplicate_of))
         if a.duplicate_of is None:
             self.store._executemany("INSERT INTO article_bands (band_key, article_id) VALUES (?, ?)",
-                                    [(k, article_id) for k in a.band_keys])
-            self.store._executemany("INSERT INTO story_bands (band_key, article_id) VALUES (?, ?)",
-                                    [(k, article_id) for k in a.story_band_keys])
+                                    [(k, article_id) for k in dict.fromkeys(a.band_keys)])
+            fetched = ts(a.fetched_at)
+            self.store._executemany(
+                "INSERT INTO story_bands (band_key, article_id, fetched_at) VALUES (?, ?, ?)",
+                [(k, article_id, fetched) for k in dict.fromkeys(a.story_band_keys)])
         aliases = [u for u in dict.fromkeys(a.aliases) if u and u != a.url]
         if aliases:
             self.store._executemany(
@@ -107,6 +148,8 @@ class SQLTransaction(Transaction):
                             (rule, story_id)))
 
     def insert_alert(self, alert: AlertRow, notifiers: list[tuple[str, bool]]) -> bool:
+        # UNIQUE (rule, article_id) decides, even between processes that do not
+        # share the exclusive lock: the loser inserts nothing and gets False.
         inserted = self.store._execute_count(
             self.store.dialect.insert_ignore(
                 "alerts", "(id, rule, article_id, story_id, followup, created_at, record)"
@@ -120,7 +163,7 @@ class SQLTransaction(Transaction):
             "INSERT INTO deliveries (alert_id, notifier, state, attempts, digest, next_attempt)"
             " VALUES (?, ?, 'pending', 0, ?, ?)",
             [(alert.alert_id, name, 1 if digest else 0, ts(alert.created_at))
-             for name, digest in notifiers])
+             for name, digest in dict.fromkeys(notifiers)])
         return True
 
     def mark_seen(self, source: str, keys: Iterable[str], article_id: int | None) -> None:
@@ -128,11 +171,16 @@ class SQLTransaction(Transaction):
 
 
 class SQLStore(Store):
+    retries = 4            # further tries of a transaction that failed transiently
+    retry_delay = 0.05     # seconds before the first retry, doubled each time
+
     def __init__(self, url: str, dialect: Dialect):
         self.url = url
         self.dialect = dialect
         self._lock = threading.RLock()
-        self._conn = dialect.connect()
+        self._in_tx = False
+        self._closed = False
+        self._conn: Any = dialect.connect()
 
     # low-level helpers; every statement is written with '?' placeholders -------
     def _fetch(self, sql: str, params: tuple | list = ()) -> list[tuple]:
@@ -153,39 +201,111 @@ class SQLStore(Store):
         with self._lock:
             return self.dialect.insert_returning_id(self._conn, self.dialect.sql(sql), params)
 
+    def explain(self, sql: str, params: tuple | list = ()) -> str:
+        """The database's plan for a statement written with '?' placeholders."""
+        with self._lock:
+            return self.dialect.explain(self._conn, self.dialect.sql(sql), tuple(params))
+
+    # transactions, errors and retries ------------------------------------------
+    def _error(self, exc: BaseException) -> StorageError:
+        return StorageError(f"{self.dialect.where()}: {self.dialect.describe(exc)}")
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.dialect.rollback(self._conn)
+        except self.dialect.errors:
+            pass    # the connection is gone; so is the transaction
+
+    def _ensure_connection(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self.dialect.where()}: the store is closed")
+        if self._conn is None:
+            self._conn = self.dialect.connect()
+
+    def _drop_connection(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            pass
+        self._conn = None
+
     @contextmanager
     def _tx(self, *, exclusive: bool = False, rollback: bool = False) -> Iterator[None]:
         with self._lock:
             self.dialect.begin(self._conn, exclusive=exclusive)
+            self._in_tx = True
             try:
                 yield
             except BaseException:
-                self.dialect.rollback(self._conn)
+                self._in_tx = False
+                self._rollback_quietly()
                 raise
-            if rollback:
-                self.dialect.rollback(self._conn)
-            else:
-                self.dialect.commit(self._conn)
+            self._in_tx = False
+            try:
+                if rollback:
+                    self.dialect.rollback(self._conn)
+                else:
+                    self.dialect.commit(self._conn)
+            except BaseException:
+                self._rollback_quietly()
+                raise
+
+    def _run(self, work: Callable[[], T], *, write: bool = True, exclusive: bool = False) -> T:
+        """Run ``work`` in one transaction (``write``) or as plain autocommit reads,
+        retrying the whole of it on a transient error; the one place retries happen."""
+        with self._lock:
+            if self._in_tx:             # nested in a transaction: the outer one decides
+                return work()
+            attempt, reconnected = 0, False
+            while True:
+                self._ensure_connection()
+                try:
+                    if not write:
+                        return work()
+                    with self._tx(exclusive=exclusive):
+                        return work()
+                except self.dialect.errors as exc:
+                    if self.dialect.is_disconnect(exc, self._conn):
+                        self._drop_connection()
+                        if reconnected:
+                            raise self._error(exc) from exc
+                        reconnected = True
+                        continue
+                    if not self.dialect.is_transient(exc) or attempt >= self.retries:
+                        raise self._error(exc) from exc
+                    attempt += 1
+                    time.sleep(self.retry_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
 
     # Store -------------------------------------------------------------------
     def migrate(self) -> None:
-        with self._tx(exclusive=True):
-            self.dialect.migrate(self._conn)
+        # Under the exclusive lock: processes starting together migrate one at a time.
+        self._run(lambda: self.dialect.migrate(self._conn), exclusive=True)
+
+    def schema_version(self) -> int:
+        rows = self._run(lambda: self._fetch("SELECT MAX(version) FROM schema_version"),
+                         write=False)
+        return rows[0][0] or 0
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if not self._closed and self._conn is not None:
+                try:
+                    self._conn.close()
+                except self.dialect.errors:
+                    pass
+            self._closed = True
+
+    _SOURCE_COLS = ("name, etag, last_modified, body_hash, last_polled, last_success, last_error,"
+                    " last_error_at, consecutive_failures, next_poll")
 
     def source_state(self, name: str) -> SourceState:
-        rows = self._fetch(
-            "SELECT name, etag, last_modified, body_hash, last_polled, last_success, last_error,"
-            " last_error_at, consecutive_failures, next_poll FROM sources WHERE name = ?", (name,))
+        rows = self._run(lambda: self._fetch(
+            f"SELECT {self._SOURCE_COLS} FROM sources WHERE name = ?", (name,)), write=False)
         return self._state(rows[0]) if rows else SourceState(name=name)
 
     def all_source_states(self) -> dict[str, SourceState]:
-        rows = self._fetch(
-            "SELECT name, etag, last_modified, body_hash, last_polled, last_success, last_error,"
-            " last_error_at, consecutive_failures, next_poll FROM sources")
+        rows = self._run(lambda: self._fetch(f"SELECT {self._SOURCE_COLS} FROM sources"),
+                         write=False)
         return {r[0]: self._state(r) for r in rows}
 
     @staticmethod
@@ -196,46 +316,82 @@ class SQLStore(Store):
                            next_poll=dt(r[9]))
 
     def save_source_state(self, s: SourceState) -> None:
-        with self._tx():
-            self._execute_count(self.dialect.upsert(
-                "sources", ["name", "etag", "last_modified", "body_hash", "last_polled",
-                            "last_success", "last_error", "last_error_at",
-                            "consecutive_failures", "next_poll"], "name"),
-                (s.name, s.etag, s.last_modified, s.body_hash, ts(s.last_polled),
-                 ts(s.last_success), s.last_error, ts(s.last_error_at),
-                 s.consecutive_failures, ts(s.next_poll)))
+        # The lease columns are not in the list: saving state never takes,
+        # extends or drops a lease.
+        self._run(lambda: self._execute_count(self.dialect.upsert(
+            "sources", ["name", "etag", "last_modified", "body_hash", "last_polled",
+                        "last_success", "last_error", "last_error_at",
+                        "consecutive_failures", "next_poll"], "name"),
+            (s.name, s.etag, s.last_modified, s.body_hash, ts(s.last_polled),
+             ts(s.last_success), s.last_error, ts(s.last_error_at),
+             s.consecutive_failures, ts(s.next_poll))))
 
     def seen_keys(self, source: str, keys: Iterable[str]) -> set[str]:
         keys = list(dict.fromkeys(k for k in keys if k))
-        seen: set[str] = set()
-        for chunk in _chunks(keys):
-            marks = ",".join("?" * len(chunk))
-            seen.update(r[0] for r in self._fetch(
-                f"SELECT entry_key FROM seen_entries WHERE source = ? AND entry_key IN ({marks})",
-                [source] + chunk))
-        return seen
+
+        def work() -> set[str]:
+            seen: set[str] = set()
+            for chunk in _chunks(keys):
+                seen.update(r[0] for r in self._fetch(
+                    f"SELECT entry_key FROM seen_entries WHERE source = ?"
+                    f" AND entry_key IN ({_marks(len(chunk))})", [source] + chunk))
+            return seen
+        return self._run(work, write=False) if keys else set()
 
     def known_urls(self, urls: Iterable[str]) -> set[str]:
         urls = list(dict.fromkeys(u for u in urls if u))
-        known: set[str] = set()
-        for chunk in _chunks(urls):
-            marks = ",".join("?" * len(chunk))
-            known.update(r[0] for r in self._fetch(
-                f"SELECT url FROM articles WHERE url IN ({marks}) "
-                f"UNION SELECT url FROM url_aliases WHERE url IN ({marks})", chunk + chunk))
-        return known
+
+        def work() -> set[str]:
+            known: set[str] = set()
+            for chunk in _chunks(urls):
+                marks = _marks(len(chunk))
+                known.update(r[0] for r in self._fetch(
+                    f"SELECT url FROM articles WHERE url IN ({marks}) "
+                    f"UNION SELECT url FROM url_aliases WHERE url IN ({marks})", chunk + chunk))
+            return known
+        return self._run(work, write=False) if urls else set()
 
     def mark_seen(self, source: str, keys: Iterable[str], article_id: int | None) -> None:
         now = ts(datetime.now(timezone.utc))
-        self._executemany(
-            self.dialect.insert_ignore("seen_entries", "(source, entry_key, article_id, first_seen)"
-                                       " VALUES (?, ?, ?, ?)", "source, entry_key"),
-            [(source, k, article_id, now) for k in dict.fromkeys(keys) if k])
+        rows = [(source, k, article_id, now) for k in dict.fromkeys(keys) if k]
+        if rows:
+            self._run(lambda: self._executemany(
+                self.dialect.insert_ignore("seen_entries", "(source, entry_key, article_id,"
+                                           " first_seen) VALUES (?, ?, ?, ?)", "source, entry_key"),
+                rows))
 
     @contextmanager
     def exclusive(self, *, dry_run: bool = False) -> Iterator[Transaction]:
-        with self._tx(exclusive=True, rollback=dry_run):
-            yield SQLTransaction(self)
+        with self._lock:
+            if self._in_tx:
+                raise StorageError("exclusive() cannot be nested in another transaction")
+            # Taking the lock is retried (busy, dropped connection); the body is not.
+            self._run(lambda: self._begin_exclusive(), write=False)
+            self._in_tx = True
+            try:
+                yield SQLTransaction(self)
+            except BaseException as exc:
+                self._in_tx = False
+                self._rollback_quietly()
+                if isinstance(exc, self.dialect.errors):
+                    raise self._error(exc) from exc
+                raise
+            self._in_tx = False
+            try:
+                if dry_run:
+                    self.dialect.rollback(self._conn)
+                else:
+                    self.dialect.commit(self._conn)
+            except self.dialect.errors as exc:
+                self._rollback_quietly()
+                raise self._error(exc) from exc
+
+    def _begin_exclusive(self) -> None:
+        try:
+            self.dialect.begin(self._conn, exclusive=True)
+        except BaseException:
+            self._rollback_quietly()
+            raise
 
     _ARTICLE_COLS = ("id, url, title, text, source, published, fetched_at, story_id,"
                      " duplicate_of, content_hash")
@@ -247,8 +403,8 @@ class SQLStore(Store):
                              duplicate_of=r[8], content_hash=r[9])
 
     def get_article(self, article_id: int) -> StoredArticle | None:
-        rows = self._fetch(f"SELECT {self._ARTICLE_COLS} FROM articles WHERE id = ?",
-                           (article_id,))
+        rows = self._run(lambda: self._fetch(
+            f"SELECT {self._ARTICLE_COLS} FROM articles WHERE id = ?", (article_id,)), write=False)
         return self._article(rows[0]) if rows else None
 
     def iter_articles(self, *, include_duplicates: bool = False,
@@ -256,8 +412,9 @@ class SQLStore(Store):
         last = 0
         where = "" if include_duplicates else " AND duplicate_of IS NULL"
         while True:
-            rows = self._fetch(f"SELECT {self._ARTICLE_COLS} FROM articles WHERE id > ?{where}"
-                               f" ORDER BY id LIMIT ?", (last, batch))
+            rows = self._run(lambda: self._fetch(
+                f"SELECT {self._ARTICLE_COLS} FROM articles WHERE id > ?{where}"
+                f" ORDER BY id LIMIT ?", (last, batch)), write=False)
             if not rows:
                 return
             for r in rows:
@@ -265,24 +422,35 @@ class SQLStore(Store):
             last = rows[-1][0]
 
     def count_articles(self) -> int:
-        return self._fetch("SELECT COUNT(*) FROM articles")[0][0]
+        return self._run(lambda: self._fetch("SELECT COUNT(*) FROM articles"), write=False)[0][0]
 
+    def prune(self, before: datetime) -> int:
+        """Drop story band rows of articles fetched before ``before`` (story look-ups
+        only reach back ``fingerprint.STORY_WINDOW``); returns how many went."""
+        return self._run(lambda: self._execute_count(
+            "DELETE FROM story_bands WHERE fetched_at < ? OR fetched_at IS NULL", (ts(before),)))
+
+    # alerts and deliveries --------------------------------------------------------
     def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]:
-        where = (" WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id"
-                 " AND d.state = 'pending')") if pending_only else ""
-        rows = self._fetch(
-            f"SELECT a.id, a.rule, a.article_id, a.story_id, a.followup, a.created_at, a.record"
-            f" FROM alerts a{where} ORDER BY a.created_at DESC, a.id LIMIT ?", (limit,))
-        alerts = [AlertRow(alert_id=r[0], rule=r[1], article_id=r[2], story_id=r[3],
-                           followup=bool(r[4]), created_at=dt(r[5]), record=json.loads(r[6]))
-                  for r in rows]
-        by_id = {a.alert_id: a for a in alerts}
-        for chunk in _chunks(list(by_id)):
-            marks = ",".join("?" * len(chunk))
-            for d in self._fetch(f"SELECT {self._DELIVERY_COLS} FROM deliveries"
-                                 f" WHERE alert_id IN ({marks}) ORDER BY notifier", chunk):
-                by_id[d[0]].deliveries.append(self._delivery(d))
-        return alerts
+        where = (" WHERE a.id IN (SELECT d.alert_id FROM deliveries d"
+                 " WHERE d.state = 'pending')") if pending_only else ""
+
+        def work() -> list[AlertRow]:
+            rows = self._fetch(
+                f"SELECT a.id, a.rule, a.article_id, a.story_id, a.followup, a.created_at,"
+                f" a.record FROM alerts a{where} ORDER BY a.created_at DESC, a.id LIMIT ?",
+                (limit,))
+            alerts = [AlertRow(alert_id=r[0], rule=r[1], article_id=r[2], story_id=r[3],
+                               followup=bool(r[4]), created_at=dt(r[5]),
+                               record=json.loads(r[6])) for r in rows]
+            by_id = {a.alert_id: a for a in alerts}
+            for chunk in _chunks(list(by_id)):
+                for d in self._fetch(f"SELECT {self._DELIVERY_COLS} FROM deliveries"
+                                     f" WHERE alert_id IN ({_marks(len(chunk))})"
+                                     f" ORDER BY notifier", chunk):
+                    by_id[d[0]].deliveries.append(self._delivery(d))
+            return alerts
+        return self._run(work, write=False)
 
     _DELIVERY_COLS = ("alert_id, notifier, state, attempts, last_error, next_attempt, sent_at,"
                       " digest, receipt")
@@ -296,8 +464,8 @@ class SQLStore(Store):
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float, *,
                          digest: bool = False, notifier: str | None = None,
                          limit: int = 100) -> list[tuple[DeliveryRow, dict]]:
-        from datetime import timedelta
-
+        # A lease that has run out (its node died or hangs) is free again: the
+        # delivery is taken over, at least once, at most one repeat per crash.
         until = ts(now + timedelta(seconds=lease_seconds))
         params: list[Any] = [1 if digest else 0, ts(now)]
         extra = ""
@@ -307,43 +475,99 @@ class SQLStore(Store):
         if not digest:
             extra += " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)"
             params.append(ts(now))
-        with self._tx(exclusive=True):
+
+        def work() -> list[tuple]:
+            # SQLite: under BEGIN IMMEDIATE; PostgreSQL: rows another node is
+            # claiming right now are skipped, not waited for.
             rows = self._fetch(
                 f"SELECT d.alert_id, d.notifier, d.state, d.attempts, d.last_error,"
                 f" d.next_attempt, d.sent_at, d.digest, d.receipt, a.record"
                 f" FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
                 f" WHERE d.state = 'pending' AND d.digest = ?"
                 f" AND (d.lease_until IS NULL OR d.lease_until <= ?){extra}"
-                f" ORDER BY a.created_at, d.alert_id LIMIT ?{self.dialect.skip_locked}",
+                f" ORDER BY a.created_at, d.alert_id, d.notifier LIMIT ?"
+                f"{self.dialect.lock_skip('d')}",
                 params + [limit])
             self._executemany(
                 "UPDATE deliveries SET lease_owner = ?, lease_until = ? "
                 "WHERE alert_id = ? AND notifier = ?",
                 [(owner, until, r[0], r[1]) for r in rows])
+            return rows
+        rows = self._run(work)
         return [(self._delivery(r[:9]), json.loads(r[9])) for r in rows]
 
     def thread_receipt(self, notifier: str, story_id: str, rule: str | None = None) -> dict | None:
-        rows = self._fetch(
+        """The receipt of the first sent delivery of this story on this channel
+        (of this rule's alerts only, when ``rule`` is given)."""
+        params: list[Any] = [notifier, story_id]
+        by_rule = ""
+        if rule is not None:
+            by_rule = " AND a.rule = ?"
+            params.append(rule)
+        rows = self._run(lambda: self._fetch(
             "SELECT d.receipt FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
             " WHERE d.notifier = ? AND a.story_id = ? AND d.state = 'sent'"
-            " AND d.receipt IS NOT NULL AND d.receipt <> '{}'"
-            " ORDER BY d.sent_at LIMIT 1", (notifier, story_id))
+            f" AND d.receipt IS NOT NULL AND d.receipt <> '{{}}'{by_rule}"
+            " ORDER BY d.sent_at, d.alert_id LIMIT 1", params), write=False)
         return json.loads(rows[0][0]) if rows else None
 
     def delivery_sent(self, alert_id: str, notifier: str, receipt: dict, now: datetime) -> None:
-        with self._tx():
-            self._execute_count(
-                "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
-                " receipt = ?, last_error = NULL, lease_owner = NULL, lease_until = NULL"
-                " WHERE alert_id = ? AND notifier = ?",
-                (ts(now), json.dumps(receipt or {}), alert_id, notifier))
+        self._run(lambda: self._execute_count(
+            "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, sent_at = ?,"
+            " receipt = ?, last_error = NULL, lease_owner = NULL, lease_until = NULL"
+            " WHERE alert_id = ? AND notifier = ?",
+            (ts(now), json.dumps(receipt or {}), alert_id, notifier)))
 
     def delivery_failed(self, alert_id: str, notifier: str, error: str, *,
                         permanent: bool, next_attempt: datetime | None) -> None:
-        with self._tx():
-            self._execute_count(
-                "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?,"
-                " next_attempt = ?, lease_owner = NULL, lease_until = NULL"
-                " WHERE alert_id = ? AND notifier = ?",
-                ("failed" if permanent else "pending", error[:1000], ts(next_attempt),
-                 alert_id, notifier))
+        self._run(lambda: self._execute_count(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?,"
+            " next_attempt = ?, lease_owner = NULL, lease_until = NULL"
+            " WHERE alert_id = ? AND notifier = ?",
+            ("failed" if permanent else "pending", error[:1000], ts(next_attempt),
+             alert_id, notifier)))
+
+    # leases for several nodes -----------------------------------------------------
+    def claim_due_sources(self, owner: str, now: datetime, lease_seconds: float,
+                          names: list[str], limit: int = 100) -> list[str]:
+        names = sorted(set(n for n in names if n))
+        if not names or limit <= 0:
+            return []
+        until, now_s = ts(now + timedelta(seconds=lease_seconds)), ts(now)
+
+        def work() -> list[str]:
+            # Rows for never-seen sources first, in a fixed order so that two
+            # nodes inserting the same new names cannot deadlock.
+            self._executemany(self.dialect.insert_ignore("sources", "(name) VALUES (?)", "name"),
+                              [(n,) for n in names])
+            claimed: list[str] = []
+            for chunk in _chunks(names):
+                rows = self._fetch(
+                    f"SELECT s.name FROM sources s WHERE s.name IN ({_marks(len(chunk))})"
+                    f" AND (s.next_poll IS NULL OR s.next_poll <= ?)"
+                    f" AND (s.lease_until IS NULL OR s.lease_until <= ?)"
+                    f" ORDER BY (s.next_poll IS NOT NULL), s.next_poll, s.name LIMIT ?"
+                    f"{self.dialect.lock_skip('s')}",
+                    chunk + [now_s, now_s, limit - len(claimed)])
+                claimed.extend(r[0] for r in rows)
+                if len(claimed) >= limit:
+                    break
+            self._executemany("UPDATE sources SET lease_owner = ?, lease_until = ? WHERE name = ?",
+                              [(owner, until, n) for n in claimed])
+            return claimed
+        return self._run(work)
+
+    def release_source(self, name: str, owner: str) -> None:
+        self._run(lambda: self._execute_count(
+            "UPDATE sources SET lease_owner = NULL, lease_until = NULL"
+            " WHERE name = ? AND lease_owner = ?", (name, owner)))
+
+    def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> None:
+        until = ts(now + timedelta(seconds=lease_seconds))
+
+        def work() -> None:
+            self._execute_count("UPDATE sources SET lease_until = ? WHERE lease_owner = ?",
+                                (until, owner))
+            self._execute_count("UPDATE deliveries SET lease_until = ?"
+                                " WHERE lease_owner = ? AND state = 'pending'", (until, owner))
+        self._run(work)

@@ -323,3 +323,35 @@ def test_two_processes_at_once_never_alert_twice(project, wire):
     alerts = project.alerts()
     assert total == len(alerts) == len({a["url"] for a in alerts})
     assert len(alerts) >= 3
+
+
+def test_unchanged_feed_without_validators_is_not_processed_again(project, wire, http_server):
+    summit = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    wire.feed("/rss.xml", rss20([(summit, wire.publish(summit))]), "application/rss+xml")
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
+    assert project.cli("check-now").code == 0
+
+    again = project.cli("check-now", "--json")
+
+    assert again.json()["sources"][0]["status"] == "not_modified"
+    assert "If-None-Match" not in http_server.requests_for("/wire/rss.xml")[-1].headers
+    assert len(http_server.requests_for("/wire/news/kishida-summit")) == 1
+
+
+def test_source_broken_and_recovered_notices_reach_the_health_channel(project, wire, http_server):
+    summit = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    http_server.status("/wire/rss.xml", 503)
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))]).replace(
+        "allow_private_networks = true",
+        'allow_private_networks = true\nbroken_after = 2\nhealth_notify = ["archive"]'))
+    for _ in range(3):
+        assert project.cli("check-now").code == 1
+    notices = project.alerts()
+    assert [n["title"] for n in notices] == ["Source 'wire' is broken: 2 failures in a row"]
+    assert notices[0]["rule"] == "source-health" and "503" in notices[0]["snippet"]
+
+    wire.feed("/rss.xml", rss20([(summit, wire.publish(summit))]), "application/rss+xml")
+    assert project.cli("check-now").code == 0
+    titles = [a["title"] for a in project.alerts()]
+    assert "Source 'wire' has recovered after 3 failures" in titles
+    assert summit.title in titles
