@@ -30,11 +30,12 @@ Decisions, as a user sees them:
   substrings of runs of such text: ``岸田`` matches in ``岸田文雄首相は``.
   Runs separated only by spaces or a middle dot (・) are joined, so ``岸田首相``
   also matches ``岸田 首相`` and line-wrapped text; ``、`` and ``。`` still break.
-  In a query, the CJK parts of a phrase join without spaces (``"岸田 首相"`` is
-  ``岸田首相``). In a mixed phrase (``"G7 サミット"``, ``"岸田 Kishida"``) a CJK
+  A query is read the same way: the CJK parts of a phrase join across spaces
+  (``"岸田 首相"`` is ``岸田首相``); parts separated by other punctuation
+  (``"岸田、首相"``) must match consecutive runs. In a mixed phrase (``"G7 サミット"``, ``"岸田 Kishida"``) a CJK
   part that follows a word must start at the beginning of the next run, and one
-  that precedes a word must end at the end of its run; a CJK part in the middle
-  must fill whole runs. A ``*`` after CJK text changes nothing (CJK text already
+  that precedes a word (or a separate CJK part) must end at the end of its run;
+  a CJK part in the middle must fill whole runs. A ``*`` after CJK text changes nothing (CJK text already
   matches as a prefix, indeed as any substring).
 * ``A NEAR/n B``: some match of A and some match of B in the same field lie
   within n token positions, in either order: ``Kim NEAR/1 summit`` matches
@@ -141,6 +142,7 @@ Node = Union[Term, And, Or, Not, Near]
 _QUOTES = '"\u201c\u201d'          # " “ ” (a quote opened by either closes by either)
 _FIELD_RE = re.compile(r"([A-Za-z]+):")
 _NEAR_RE = re.compile(r"NEAR(?:/(.*))?\Z", re.S)
+_CJK_JOINERS = re.compile(r"[\s\u30fb\uff65\u00b7]*")   # what does not break a CJK chain
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,9 @@ def _segments(raw: str, pos: int, fail) -> tuple[tuple[str, str], ...]:
     segments: list[tuple[str, str]] = []
     for k, tok in enumerate(tokens):
         if tok.cjk:
-            if segments and segments[-1][0] == "c":
+            # Joined as the document's runs are: across spaces and middle dots.
+            if (segments and segments[-1][0] == "c"
+                    and _CJK_JOINERS.fullmatch(body, tokens[k - 1].end, tok.start)):
                 segments[-1] = ("c", segments[-1][1] + tok.norm)
             else:
                 segments.append(("c", tok.norm))
@@ -448,9 +452,6 @@ def _check(node: Node, fail) -> None:
 
 
 # ---------------------------------------------------------------------- document
-
-_CJK_JOINERS = re.compile(r"[\s\u30fb\uff65\u00b7]*")
-
 
 class _Field:
     """One field of a document, tokenised once, with the indexes matching needs."""
