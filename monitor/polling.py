@@ -85,8 +85,6 @@ class PollPolicy:
                                  f"(at most ten years), not {value!r}")
         if self.min_interval > self.max_interval:
             raise ValueError("PollPolicy.min_interval is larger than max_interval")
-        if self.max_interval > self.backoff_cap:
-            raise ValueError("PollPolicy.max_interval is larger than backoff_cap")
         if not (isinstance(self.jitter, (int, float)) and 0 <= self.jitter < 1):
             raise ValueError(f"PollPolicy.jitter must be in [0, 1), not {self.jitter!r}")
 
@@ -135,7 +133,8 @@ def poll_delay(now: datetime, policy: PollPolicy, outcome: PollOutcome, *,
     delay = max(delay, hard_floor)
 
     spread = 1.0 + policy.jitter * (2.0 * _unit(rand()) - 1.0)
-    ceiling = max(policy.backoff_cap, delay)
+    # A delay already past the cap (a long configured interval) is jittered both ways.
+    ceiling = policy.backoff_cap if delay <= policy.backoff_cap else math.inf
     return min(max(delay * spread, hard_floor), ceiling)
 
 

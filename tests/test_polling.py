@@ -187,12 +187,19 @@ def test_rubbish_in_publish_times_is_skipped() -> None:
     {"interval": 60, "min_interval": -1}, {"interval": 60, "jitter": 1.0},
     {"interval": 60, "jitter": -0.1}, {"interval": 60, "jitter": math.nan},
     {"interval": 60, "min_interval": 7 * HOUR},  # above max_interval
-    {"interval": 60, "max_interval": 2 * DAY},   # above backoff_cap
     {"interval": 1e20},
 ])
 def test_nonsense_policy_is_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="PollPolicy"):
         PollPolicy(**kwargs)
+
+
+def test_max_interval_above_backoff_cap_is_allowed() -> None:
+    # The pipeline widens max_interval to a long configured interval; errors then
+    # back off no faster than that interval, and jitter may go above the cap.
+    policy = PollPolicy(interval=2 * DAY, max_interval=2 * DAY, adaptive=False)
+    assert delay(policy, PollOutcome("error", consecutive_failures=5)) == pytest.approx(2 * DAY)
+    assert delay(policy, PollOutcome("ok", max_age=2 * DAY), lambda: 1.0) == pytest.approx(2.2 * DAY)
 
 
 def test_unknown_status_is_refused() -> None:

@@ -1,0 +1,617 @@
+"""The storage contract: one suite, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from monitor.errors import StorageError
+from storage import open_store
+from storage import dialects
+from storage.base import AlertRow, NewArticle, SourceState
+from storage.sql import SQLTransaction
+from tests.pg import (pg_database, pg_url, require_server, unreachable_reason,  # noqa: F401
+                      with_database, with_schema)
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/monitor.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url):
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+def is_pg(store) -> bool:
+    return store.dialect.name == "postgresql"
+
+
+def article(url: str, *, bands=(1, 2, 3), story_bands=(101, 102), fetched_at=T0,
+            content_hash=None, duplicate_of=None, story_id="story-1", aliases=(),
+            signature=b"\x00sig\xff", story_signature=b"\x01story\xfe") -> NewArticle:
+    return NewArticle(
+        url=url, guid=None, source="src", title=f"title {url}", text=f"text {url}",
+        author="", site_name="", language="en", published=fetched_at - timedelta(hours=1),
+        fetched_at=fetched_at, extracted=True, content_hash=content_hash or f"hash-{url}",
+        signature=signature, band_keys=list(bands), story_signature=story_signature,
+        story_band_keys=list(story_bands), story_id=story_id, duplicate_of=duplicate_of,
+        aliases=list(aliases))
+
+
+def alert(alert_id: str, article_id: int, *, rule="r1", story_id="story-1",
+          created_at=T0) -> AlertRow:
+    return AlertRow(alert_id=alert_id, rule=rule, article_id=article_id, story_id=story_id,
+                    followup=False, created_at=created_at,
+                    record={"alert_id": alert_id, "rule": rule, "title": "Kishida–Kim 会談"})
+
+
+def add_alert(store, alert_id: str, *, notifiers=(("slack", False),), url=None,
+              created_at=T0, rule="r1") -> int:
+    with store.exclusive() as tx:
+        article_id = tx.article_id_by_url([url or f"https://x.test/{alert_id}"])
+        if article_id is None:
+            article_id = tx.insert_article(article(url or f"https://x.test/{alert_id}"))
+        assert tx.insert_alert(alert(alert_id, article_id, created_at=created_at, rule=rule),
+                               list(notifiers))
+    return article_id
+
+
+# schema ------------------------------------------------------------------------
+def test_migrations_are_idempotent_and_recorded(store, store_url):
+    assert store.schema_version() == len(dialects.MIGRATIONS)
+    store.migrate()
+    store.migrate()
+    again = open_store(store_url)
+    assert again.schema_version() == len(dialects.MIGRATIONS)
+    assert again.count_articles() == 0
+    again.close()
+
+
+def test_a_newer_schema_is_refused(store, store_url):
+    store._run(lambda: store._execute_count("UPDATE schema_version SET version = ?", (99,)))
+    with pytest.raises(StorageError, match=r"version 99, newer than this program knows"):
+        open_store(store_url)
+    with pytest.raises(StorageError, match="upgrade the monitor"):
+        store.migrate()
+
+
+def test_upgrade_from_the_first_schema_keeps_story_bands(store_url, monkeypatch):
+    monkeypatch.setattr(dialects, "MIGRATIONS", dialects.MIGRATIONS[:1])
+    old = open_store(store_url)
+    assert old.schema_version() == 1
+    old._run(lambda: (
+        old._execute_count("INSERT INTO articles (url, source, fetched_at, story_id,"
+                           " story_signature) VALUES (?, ?, ?, ?, ?)",
+                           ("https://x.test/old", "src", "2024-05-01T12:00:00.000000+00:00",
+                            "s-old", old.dialect.blob(b"sig"))),
+        old._execute_count("INSERT INTO story_bands (band_key, article_id) VALUES (?, ?)",
+                           (7, 1))))
+    old.close()
+    monkeypatch.undo()
+    new = open_store(store_url)
+    assert new.schema_version() == len(dialects.MIGRATIONS)
+    with new.exclusive() as tx:
+        assert tx.story_candidates([7], since=T0 - timedelta(days=1)) == [(1, "s-old", b"sig")]
+        assert tx.story_candidates([7], since=T0 + timedelta(seconds=1)) == []
+    new.close()
+
+
+def test_concurrent_migrations_from_threads(store_url):
+    errors: list[BaseException] = []
+
+    def start():
+        try:
+            open_store(store_url).close()
+        except BaseException as exc:       # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    s = open_store(store_url)
+    assert s.schema_version() == len(dialects.MIGRATIONS)
+    s.close()
+
+
+# sources ---------------------------------------------------------------------------
+def test_source_state_round_trip(store):
+    assert store.source_state("nowhere") == SourceState(name="nowhere")
+    state = SourceState(name="dw", etag='W/"abc"', last_modified="Wed, 01 May 2024 12:00:00 GMT",
+                        body_hash="h", last_polled=T0, last_success=T0 - timedelta(minutes=5),
+                        last_error="HTTP 503 — try later", last_error_at=T0,
+                        consecutive_failures=3, next_poll=T0 + timedelta(minutes=10))
+    store.save_source_state(state)
+    assert store.source_state("dw") == state
+    state.consecutive_failures, state.last_error = 0, None
+    store.save_source_state(state)
+    assert store.source_state("dw") == state
+    store.save_source_state(SourceState(name="nhk"))
+    assert set(store.all_source_states()) == {"dw", "nhk"}
+    assert store.all_source_states()["dw"] == state
+
+
+def test_seen_keys_known_urls_and_mark_seen(store):
+    assert store.seen_keys("a", []) == set()
+    store.mark_seen("a", ["g1", "https://x.test/1", "", "g1"], None)
+    store.mark_seen("a", ["g1"], None)          # again: no error
+    assert store.seen_keys("a", ["g1", "g2", "https://x.test/1"]) == {"g1", "https://x.test/1"}
+    assert store.seen_keys("b", ["g1"]) == set()
+    many = [f"k{i}" for i in range(1200)]       # more than one chunk of placeholders
+    store.mark_seen("a", many, None)
+    assert store.seen_keys("a", many + ["nope"]) == set(many)
+    with store.exclusive() as tx:
+        tx.insert_article(article("https://x.test/a", aliases=["https://x.test/a?utm=1"]))
+    assert store.known_urls(["https://x.test/a", "https://x.test/a?utm=1",
+                             "https://x.test/b"]) == {"https://x.test/a", "https://x.test/a?utm=1"}
+    assert store.known_urls([]) == set()
+
+
+# exclusive transactions -------------------------------------------------------------
+def test_exclusive_commits_on_success(store):
+    with store.exclusive() as tx:
+        article_id = tx.insert_article(article("https://x.test/1"))
+        tx.mark_seen("src", ["g1"], article_id)
+    assert store.count_articles() == 1
+    assert store.seen_keys("src", ["g1"]) == {"g1"}
+
+
+def test_exclusive_rolls_back_on_error(store):
+    with pytest.raises(RuntimeError):
+        with store.exclusive() as tx:
+            tx.insert_article(article("https://x.test/1"))
+            tx.mark_seen("src", ["g1"], 1)
+            raise RuntimeError("boom")
+    assert store.count_articles() == 0
+    assert store.seen_keys("src", ["g1"]) == set()
+    with store.exclusive() as tx:               # the store is usable afterwards
+        tx.insert_article(article("https://x.test/2"))
+    assert store.count_articles() == 1
+
+
+def test_exclusive_dry_run_rolls_back(store):
+    with store.exclusive(dry_run=True) as tx:
+        article_id = tx.insert_article(article("https://x.test/1"))
+        assert tx.article_id_by_url(["https://x.test/1"]) == article_id
+        assert tx.insert_alert(alert("a1", article_id), [("slack", False)])
+    assert store.count_articles() == 0
+    assert store.list_alerts() == []
+
+
+def test_a_database_error_inside_exclusive_becomes_storage_error(store):
+    with store.exclusive() as tx:
+        tx.insert_article(article("https://x.test/1"))
+    with pytest.raises(StorageError) as info:
+        with store.exclusive() as tx:
+            tx.insert_article(article("https://x.test/1"))      # url is UNIQUE
+    assert ("UNIQUE" in str(info.value) or "unique" in str(info.value))
+    assert store.count_articles() == 1
+    with store.exclusive() as tx:
+        tx.insert_article(article("https://x.test/2"))
+    assert store.count_articles() == 2
+
+
+def test_exclusive_cannot_nest(store):
+    with store.exclusive():
+        with pytest.raises(StorageError, match="nested"):
+            with store.exclusive():
+                pass
+
+
+# articles -----------------------------------------------------------------------
+def test_insert_article_with_bands_and_aliases(store):
+    with store.exclusive() as tx:
+        first = tx.insert_article(article("https://x.test/1", content_hash="H",
+                                          aliases=["https://x.test/1?a", "https://x.test/1"]))
+        copy = tx.insert_article(article("https://y.test/copy", content_hash="H2",
+                                         duplicate_of=first, story_id=None))
+        other = tx.insert_article(article("https://x.test/2", bands=(3, 4), content_hash="H3"))
+    with store.exclusive() as tx:
+        assert tx.article_id_by_url(["https://x.test/1"]) == first
+        assert tx.article_id_by_url(["https://nope.test", "https://x.test/1?a"]) == first
+        assert tx.article_id_by_url(["https://y.test/copy"]) == copy
+        assert tx.article_id_by_url(["https://nope.test"]) is None
+        assert tx.article_id_by_url([]) is None
+        assert tx.article_id_by_hash("H") == first
+        assert tx.article_id_by_hash("nope") is None
+        # copies have no band rows; the article sharing more bands comes first
+        assert tx.band_candidates([3, 4]) == [(other, b"\x00sig\xff"), (first, b"\x00sig\xff")]
+        assert tx.band_candidates([1]) == [(first, b"\x00sig\xff")]
+        assert tx.band_candidates([3, 4], limit=1) == [(other, b"\x00sig\xff")]
+        assert tx.band_candidates([999]) == []
+        assert tx.band_candidates([]) == []
+    stored = store.get_article(first)
+    assert stored.url == "https://x.test/1" and stored.content_hash == "H"
+    assert stored.fetched_at == T0 and stored.published == T0 - timedelta(hours=1)
+    assert store.get_article(12345) is None
+    assert store.count_articles() == 3
+    assert [a.id for a in store.iter_articles(batch=1)] == [first, other]
+    assert [a.id for a in store.iter_articles(include_duplicates=True)] == [first, copy, other]
+
+
+def test_band_keys_are_signed_64_bit(store):
+    big, small = 2**63 - 1, -(2**63)
+    with store.exclusive() as tx:
+        article_id = tx.insert_article(article("https://x.test/1", bands=(big, small),
+                                               story_bands=(big,)))
+        assert tx.band_candidates([small]) == [(article_id, b"\x00sig\xff")]
+        assert [c[0] for c in tx.story_candidates([big], since=T0)] == [article_id]
+
+
+def test_story_candidates_respect_the_window(store):
+    with store.exclusive() as tx:
+        old = tx.insert_article(article("https://x.test/old", fetched_at=T0 - timedelta(days=8),
+                                        story_id="s-old"))
+        new = tx.insert_article(article("https://x.test/new", fetched_at=T0, story_id="s-new"))
+        tx.insert_article(article("https://x.test/none", story_bands=(555,), story_id="s-x"))
+    with store.exclusive() as tx:
+        since = T0 - timedelta(days=7)
+        assert tx.story_candidates([101, 102], since=since) == [(new, "s-new", b"\x01story\xfe")]
+        both = tx.story_candidates([101], since=T0 - timedelta(days=9))
+        assert [c[0] for c in both] == [new, old]            # newest first
+        assert tx.story_candidates([101], since=T0 - timedelta(days=9), limit=1)[0][0] == new
+        assert tx.story_candidates([], since=since) == []
+
+
+def test_prune_drops_old_story_bands_only(store):
+    with store.exclusive() as tx:
+        old = tx.insert_article(article("https://x.test/old", fetched_at=T0 - timedelta(days=8)))
+        new = tx.insert_article(article("https://x.test/new", fetched_at=T0))
+    assert store.prune(T0 - timedelta(days=7)) == 2
+    assert store.prune(T0 - timedelta(days=7)) == 0
+    with store.exclusive() as tx:
+        assert [c[0] for c in tx.story_candidates([101], since=T0 - timedelta(days=30))] == [new]
+        assert [c[0] for c in tx.band_candidates([1])] == [old, new]   # dedup bands kept
+    assert store.get_article(old) is not None
+
+
+# alerts -------------------------------------------------------------------------
+def test_insert_alert_once_per_rule_and_article(store):
+    with store.exclusive() as tx:
+        article_id = tx.insert_article(article("https://x.test/1"))
+        assert not tx.rule_has_story_alert("r1", "story-1")
+        assert tx.insert_alert(alert("a1", article_id), [("slack", False), ("mail", True)])
+        assert tx.rule_has_story_alert("r1", "story-1")
+        assert not tx.rule_has_story_alert("r2", "story-1")
+        assert not tx.insert_alert(alert("a2", article_id), [("slack", False)])
+        assert tx.insert_alert(alert("a3", article_id, rule="r2"), [])
+    with store.exclusive() as tx:
+        assert not tx.insert_alert(alert("a4", article_id), [("slack", False)])
+    alerts = store.list_alerts()
+    assert sorted(a.alert_id for a in alerts) == ["a1", "a3"]
+    a1 = next(a for a in alerts if a.alert_id == "a1")
+    assert a1.record["title"] == "Kishida–Kim 会談"
+    assert a1.created_at == T0 and a1.followup is False
+    assert [(d.notifier, d.state, d.digest) for d in a1.deliveries] == [
+        ("mail", "pending", True), ("slack", "pending", False)]
+
+
+def test_list_alerts_pending_only_and_limit(store):
+    add_alert(store, "a1", created_at=T0)
+    add_alert(store, "a2", created_at=T0 + timedelta(minutes=1))
+    add_alert(store, "a3", created_at=T0 + timedelta(minutes=2), notifiers=())
+    store.delivery_sent("a1", "slack", {}, T0)
+    assert [a.alert_id for a in store.list_alerts()] == ["a3", "a2", "a1"]
+    assert [a.alert_id for a in store.list_alerts(limit=2)] == ["a3", "a2"]
+    assert [a.alert_id for a in store.list_alerts(pending_only=True)] == ["a2"]
+
+
+# deliveries ------------------------------------------------------------------------
+def test_claim_deliveries_lease(store):
+    add_alert(store, "a1", notifiers=[("slack", False), ("mail", False)])
+    claimed = store.claim_deliveries("node-a", T0, 60)
+    assert sorted(row.notifier for row, _ in claimed) == ["mail", "slack"]
+    assert all(record["alert_id"] == "a1" for _, record in claimed)
+    assert store.claim_deliveries("node-a", T0 + timedelta(seconds=30), 60) == []
+    assert store.claim_deliveries("node-b", T0 + timedelta(seconds=59), 60) == []
+    # node-a died: once its lease runs out, node-b takes the deliveries over
+    taken = store.claim_deliveries("node-b", T0 + timedelta(seconds=60), 60)
+    assert sorted(row.notifier for row, _ in taken) == ["mail", "slack"]
+    assert store.claim_deliveries("node-a", T0 + timedelta(seconds=90), 60) == []
+
+
+def test_claim_deliveries_limit_and_order(store):
+    for i in range(5):
+        add_alert(store, f"a{i}", created_at=T0 + timedelta(minutes=i))
+    first = store.claim_deliveries("n", T0 + timedelta(hours=1), 60, limit=2)
+    assert [row.alert_id for row, _ in first] == ["a0", "a1"]
+    rest = store.claim_deliveries("n", T0 + timedelta(hours=1), 60)
+    assert [row.alert_id for row, _ in rest] == ["a2", "a3", "a4"]
+
+
+def test_claim_deliveries_next_attempt_digest_and_notifier(store):
+    add_alert(store, "a1", notifiers=[("slack", False), ("mail", True), ("hook", False)])
+    # not due before the alert's creation
+    assert store.claim_deliveries("n", T0 - timedelta(seconds=1), 60) == []
+    digest = store.claim_deliveries("n", T0, 60, digest=True)
+    assert [(r.notifier, r.digest) for r, _ in digest] == [("mail", True)]
+    only = store.claim_deliveries("n", T0, 60, notifier="hook")
+    assert [(r.notifier, r.digest) for r, _ in only] == [("hook", False)]
+    store.delivery_failed("a1", "hook", "HTTP 503", permanent=False,
+                          next_attempt=T0 + timedelta(minutes=5))
+    assert [r.notifier for r, _ in store.claim_deliveries("n", T0, 60)] == ["slack"]
+    assert store.claim_deliveries("n", T0 + timedelta(minutes=4), 60, notifier="hook") == []
+    retried = store.claim_deliveries("n", T0 + timedelta(minutes=5), 60, notifier="hook")
+    assert [(r.notifier, r.attempts, r.last_error) for r, _ in retried] == [("hook", 1, "HTTP 503")]
+
+
+def test_delivery_sent_and_failed(store):
+    add_alert(store, "a1", notifiers=[("slack", False), ("mail", False), ("hook", False)])
+    store.claim_deliveries("n", T0, 60)
+    store.delivery_sent("a1", "slack", {"ts": "1.2"}, T0 + timedelta(seconds=1))
+    store.delivery_failed("a1", "mail", "550 no such user", permanent=True, next_attempt=None)
+    store.delivery_failed("a1", "hook", "x" * 5000, permanent=False,
+                          next_attempt=T0 + timedelta(minutes=1))
+    (a1,) = store.list_alerts()
+    by = {d.notifier: d for d in a1.deliveries}
+    assert (by["slack"].state, by["slack"].attempts, by["slack"].receipt) == ("sent", 1, {"ts": "1.2"})
+    assert by["slack"].sent_at == T0 + timedelta(seconds=1)
+    assert (by["mail"].state, by["mail"].last_error) == ("failed", "550 no such user")
+    assert by["hook"].state == "pending" and len(by["hook"].last_error) == 1000
+    assert by["hook"].next_attempt == T0 + timedelta(minutes=1)
+    # a failure frees the lease: the retry is due at next_attempt, not at lease expiry
+    again = store.claim_deliveries("other", T0 + timedelta(minutes=1), 60)
+    assert [r.notifier for r, _ in again] == ["hook"]
+    assert store.list_alerts(pending_only=True)[0].alert_id == "a1"
+    store.delivery_sent("a1", "hook", {}, T0 + timedelta(minutes=1))
+    assert store.list_alerts(pending_only=True) == []
+
+
+def test_thread_receipt(store):
+    add_alert(store, "a1", created_at=T0)
+    add_alert(store, "a2", created_at=T0 + timedelta(minutes=1))
+    add_alert(store, "a3", created_at=T0 + timedelta(minutes=2), rule="r2")
+    assert store.thread_receipt("slack", "story-1") is None
+    store.delivery_sent("a1", "slack", {}, T0)          # no receipt: nothing to thread on
+    assert store.thread_receipt("slack", "story-1") is None
+    store.delivery_sent("a3", "slack", {"ts": "r2-first"}, T0 + timedelta(minutes=1))
+    store.delivery_sent("a2", "slack", {"ts": "later"}, T0 + timedelta(minutes=2))
+    assert store.thread_receipt("slack", "story-1") == {"ts": "r2-first"}
+    assert store.thread_receipt("slack", "story-1", "r1") == {"ts": "later"}
+    assert store.thread_receipt("mail", "story-1") is None
+    assert store.thread_receipt("slack", "other-story") is None
+
+
+# source leases ------------------------------------------------------------------------
+def test_claim_due_sources(store):
+    store.save_source_state(SourceState(name="due", next_poll=T0 - timedelta(seconds=1)))
+    store.save_source_state(SourceState(name="later", next_poll=T0 + timedelta(minutes=5)))
+    store.save_source_state(SourceState(name="unscheduled"))
+    names = ["due", "later", "unscheduled", "brand-new"]
+    assert store.claim_due_sources("a", T0, 60, names) == ["brand-new", "unscheduled", "due"]
+    assert "brand-new" in store.all_source_states()
+    assert store.claim_due_sources("b", T0 + timedelta(seconds=30), 60, names) == []
+    store.release_source("due", "b")                # not b's: nothing happens
+    assert store.claim_due_sources("b", T0 + timedelta(seconds=30), 60, names) == []
+    store.release_source("due", "a")
+    assert store.claim_due_sources("b", T0 + timedelta(seconds=30), 60, names) == ["due"]
+    # a's leases expire at T0+60; b's on "due" at T0+90
+    assert store.claim_due_sources("c", T0 + timedelta(seconds=60), 60, names) == [
+        "brand-new", "unscheduled"]
+    assert store.claim_due_sources("c", T0 + timedelta(minutes=5), 60, ["later", "due"]) == [
+        "due", "later"]
+    assert store.claim_due_sources("c", T0, 60, []) == []
+
+
+def test_claim_due_sources_limit(store):
+    names = [f"s{i:02d}" for i in range(10)]
+    first = store.claim_due_sources("a", T0, 60, names, limit=4)
+    second = store.claim_due_sources("b", T0, 60, names, limit=100)
+    assert len(first) == 4 and len(second) == 6 and not set(first) & set(second)
+
+
+def test_save_source_state_keeps_the_lease(store):
+    assert store.claim_due_sources("a", T0, 60, ["dw"]) == ["dw"]
+    store.save_source_state(SourceState(name="dw", next_poll=T0 - timedelta(minutes=1)))
+    rows = store._run(lambda: store._fetch(
+        "SELECT lease_owner, lease_until FROM sources WHERE name = ?", ("dw",)), write=False)
+    assert rows == [("a", "2024-05-01T12:01:00.000000+00:00")]
+    assert store.claim_due_sources("b", T0 + timedelta(seconds=1), 60, ["dw"]) == []
+
+
+def test_renew_leases_extends_sources_and_deliveries(store):
+    add_alert(store, "a1")
+    assert store.claim_due_sources("a", T0, 60, ["dw", "nhk"]) == ["dw", "nhk"]
+    assert len(store.claim_deliveries("a", T0, 60)) == 1
+    store.release_source("nhk", "a")
+    store.renew_leases("a", T0 + timedelta(seconds=50), 60)
+    later = T0 + timedelta(seconds=100)     # past the first lease, inside the renewed one
+    assert store.claim_due_sources("b", later, 60, ["dw", "nhk"]) == ["nhk"]
+    assert store.claim_deliveries("b", later, 60) == []
+    store.renew_leases("b", later, 60)          # b's renewal leaves a's leases alone
+    assert store.claim_deliveries("b", T0 + timedelta(seconds=110), 60) != []
+
+
+# errors and retries ---------------------------------------------------------------------
+def test_a_closed_store_says_so(store):
+    store.close()
+    with pytest.raises(StorageError, match="closed"):
+        store.count_articles()
+    store.close()
+
+
+def test_sqlite_busy_beyond_timeout_is_retried(tmp_path):
+    path = tmp_path / "busy.db"
+    store = open_store(f"sqlite:///{path}")
+    store.dialect.busy_timeout = 0.05
+    store._drop_connection()        # reconnect with the short busy timeout
+    store._ensure_connection()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.4, blocker.execute, ("COMMIT",))
+    release.start()
+    started = time.monotonic()
+    store.retries, store.retry_delay = 8, 0.05
+    store.save_source_state(SourceState(name="dw", etag="e"))
+    assert time.monotonic() - started >= 0.3
+    assert store.source_state("dw").etag == "e"
+    release.join()
+
+    blocker.execute("BEGIN IMMEDIATE")
+    store.retries = 1
+    with pytest.raises(StorageError, match=r"busy\.db: database is locked"):
+        store.save_source_state(SourceState(name="dw", etag="f"))
+    with pytest.raises(StorageError, match="locked"):
+        with store.exclusive():
+            pass
+    blocker.execute("COMMIT")
+    blocker.close()
+    store.close()
+
+
+def test_sqlite_cannot_open_says_where(tmp_path):
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StorageError, match="dir.db"):
+        open_store(f"sqlite:///{tmp_path}/dir.db")
+
+
+def test_postgres_dropped_connection_is_reconnected_once(pg_url):
+    import psycopg
+
+    store = open_store(pg_url)
+    store.save_source_state(SourceState(name="dw", etag="1"))
+
+    def kill_session():
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (store._conn.info.backend_pid,))
+
+    kill_session()
+    assert store.source_state("dw").etag == "1"          # a read after the drop
+    kill_session()
+    store.save_source_state(SourceState(name="dw", etag="2"))   # a write after the drop
+    kill_session()
+    with store.exclusive() as tx:                        # taking the lock after the drop
+        tx.insert_article(article("https://x.test/1"))
+    assert store.count_articles() == 1
+    assert store.source_state("dw").etag == "2"
+    store.close()
+
+
+def test_postgres_transient_errors_are_classified(pg_url):
+    import psycopg
+
+    store = open_store(pg_url)
+    d = store.dialect
+    assert d.is_transient(psycopg.errors.SerializationFailure())
+    assert d.is_transient(psycopg.errors.DeadlockDetected())
+    assert d.is_transient(psycopg.OperationalError("server closed the connection"))
+    assert not d.is_transient(psycopg.errors.UniqueViolation())
+    assert not d.is_transient(psycopg.errors.UndefinedTable())
+    store.close()
+
+
+def test_postgres_serialization_failure_is_retried(pg_url):
+    """A transaction that fails with a real deadlock once is run again."""
+    import psycopg
+
+    store = open_store(pg_url)
+    store.save_source_state(SourceState(name="dw"))
+    calls = []
+
+    def work():
+        calls.append(1)
+        if len(calls) == 1:
+            # what PostgreSQL raises for a deadlock victim
+            store._fetch("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40P01'; END $$")
+        return store._execute_count("UPDATE sources SET etag = ? WHERE name = ?", ("ok", "dw"))
+
+    assert store._run(work) == 1
+    assert len(calls) == 2
+    assert store.source_state("dw").etag == "ok"
+    store.close()
+
+
+def test_postgres_errors_never_show_the_password():
+    server = require_server()
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server)
+    bad = f"postgresql://someone:s3cr%40t-pw@{parts.hostname}:{parts.port or 5432}/nodb"
+    with pytest.raises(StorageError) as info:
+        open_store(bad)
+    message = str(info.value)
+    assert "s3cr" not in message and "t-pw" not in message
+    assert f"{parts.hostname}:{parts.port or 5432}/nodb" in message
+    closed = "postgresql://u:hunter2@127.0.0.1:1/db"
+    with pytest.raises(StorageError) as info:
+        open_store(closed)
+    assert "hunter2" not in str(info.value) and "127.0.0.1:1/db" in str(info.value)
+
+
+def test_unreachable_postgres_reason_names_the_variable():
+    reason = unreachable_reason("postgresql://u:pw@127.0.0.1:1/db")
+    assert reason == ("PostgreSQL not reachable at 127.0.0.1:1: "
+                      "set MONITOR_TEST_POSTGRES_URL")
+
+
+def test_redact():
+    assert dialects.redact("postgresql://u:p%40ss@h/db failed") == "postgresql://u:***@h/db failed"
+    assert dialects.redact("host=h password='a b' user=u") == "host=h password=*** user=u"
+    assert dialects.redact("bad pw: hunter2", "hunter2") == "bad pw: ***"
+
+
+# query plans -------------------------------------------------------------------------------
+def _plan_sqlite(store, sql, params):
+    plan = store.explain(sql, params)
+    for table in ("article_bands", "story_bands", "articles"):
+        # "SCAN t" without an index is a full scan; "SCAN b" (the subquery) is fine
+        assert f"SCAN {table}\n" not in plan + "\n", plan
+        assert f"SCAN {table} " not in plan or "COVERING INDEX" in plan, plan
+    return plan
+
+
+def test_lookup_query_plans_use_indexes_sqlite(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path}/plans.db")
+    sql, params = SQLTransaction.band_query([1, 2, 3], 50)
+    plan = _plan_sqlite(store, sql, params)
+    assert "article_bands_key_article" in plan
+    assert "USING INTEGER PRIMARY KEY" in plan
+    sql, params = SQLTransaction.story_query([1, 2, 3], T0, 50)
+    plan = _plan_sqlite(store, sql, params)
+    assert "story_bands_key_time" in plan
+    store.close()
+
+
+def test_lookup_query_plans_use_indexes_postgres(pg_url):
+    """With enough rows for the planner to care (and statistics), no sequential scans."""
+    store = open_store(pg_url)
+    store._run(lambda: [store._execute_count(s) for s in (
+        "INSERT INTO articles (url, source, fetched_at, content_hash, signature, story_id,"
+        " story_signature) SELECT 'https://x.test/' || i, 'src',"
+        " '2024-05-01T12:00:00.000000+00:00', md5(i::text), '\\x00'::bytea, 's' || (i % 997),"
+        " '\\x01'::bytea FROM generate_series(1, 20000) AS i",
+        "INSERT INTO article_bands (band_key, article_id) SELECT (i::bigint * 32 + b) * 7919, i"
+        " FROM generate_series(1, 20000) AS i, generate_series(1, 32) AS b",
+        "INSERT INTO story_bands (band_key, article_id, fetched_at) SELECT (i::bigint * 64 + b) * 7907,"
+        " i, '2024-05-01T12:00:00.000000+00:00' FROM generate_series(1, 20000) AS i,"
+        " generate_series(1, 64) AS b",
+    )])
+    store._run(lambda: [store._execute_count(f"ANALYZE {t}")
+                        for t in ("articles", "article_bands", "story_bands")], write=False)
+    keys = [(500 * 32 + b) * 7919 for b in range(1, 33)]
+    sql, params = SQLTransaction.band_query(keys, 50)
+    plan = store.explain(sql, params)
+    assert "Seq Scan" not in plan and "article_bands_key_article" in plan, plan
+    with store.exclusive() as tx:
+        assert [c[0] for c in tx.band_candidates(keys)] == [500]
+    skeys = [(700 * 64 + b) * 7907 for b in range(1, 65)]
+    sql, params = SQLTransaction.story_query(skeys, T0 - timedelta(days=7), 50)
+    plan = store.explain(sql, params)
+    assert "Seq Scan" not in plan and "story_bands_key_time" in plan, plan
+    with store.exclusive() as tx:
+        assert [c[0] for c in tx.story_candidates(skeys, since=T0 - timedelta(days=7))] == [700]
+    store.close()
