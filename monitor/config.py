@@ -39,6 +39,9 @@ class MonitorSettings:
     per_host: int = 2
     per_host_delay: float = 1.0
     allow_private_networks: bool = False
+    # robots.txt is honoured for listing pages and article pages (not for feeds,
+    # which are published to be polled).
+    respect_robots: bool = True
     # Entries published longer ago than this are stored but raise no alert, so a
     # newly added source with years of archive does not flood anyone.
     max_age: float = 7 * 86400.0
@@ -321,6 +324,7 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
         per_host_delay=r.convert("per_host_delay", _duration_or_zero, d.per_host_delay),
         allow_private_networks=r.typed("allow_private_networks", bool, d.allow_private_networks),
         max_age=r.convert("max_age", parse_duration, d.max_age),
+        respect_robots=r.typed("respect_robots", bool, d.respect_robots),
         workers=r.typed("workers", int, d.workers),
         min_interval=r.convert("min_interval", parse_duration, d.min_interval),
         max_interval=r.convert("max_interval", parse_duration, d.max_interval),

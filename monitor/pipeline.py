@@ -27,6 +27,7 @@ from monitor.models import AlertRecord, Article, Entry
 from monitor.query import Document, MatchResult, RuleSet, compile_query
 from monitor.textsafe import one_line
 from monitor.polling import PollOutcome, PollPolicy, next_poll
+from monitor.robots import RobotsCache
 from monitor.urls import canonicalize
 from monitor.workers import Workers
 from storage.base import AlertRow, SourceState, Store
@@ -116,6 +117,8 @@ class Pipeline:
                  workers: Workers | None = None):
         self.config = config
         self.workers = workers or Workers(1)
+        self.robots = (RobotsCache(fetcher, config.monitor.user_agent)
+                       if config.monitor.respect_robots else None)
         self.store = store
         self.fetcher = fetcher
         self.dry_run = dry_run
@@ -208,6 +211,8 @@ class Pipeline:
     async def _entries(self, source: SourceConfig, state: SourceState,
                        result: SourceResult) -> list[Entry] | None:
         self.on_progress(source.name, "fetching")
+        if source.kind == "page" and not await self._robots_allow(source.url):
+            raise FetchError(f"robots.txt disallows {source.url}", url=source.url)
         response = await self.fetcher.get(source.url, etag=state.etag,
                                           last_modified=state.last_modified)
         result.max_age = response.header_max_age()
@@ -322,12 +327,20 @@ class Pipeline:
             alert_channels(self.config, rule))
         return record if inserted else None
 
+    async def _robots_allow(self, url: str, source: str | None = None) -> bool:
+        if self.robots is None or await self.robots.allowed(url):
+            return True
+        if source:
+            log.info("source %s: robots.txt disallows %s; using the feed's text", source, url)
+        return False
+
     async def _article(self, source: SourceConfig, entry: Entry,
                        url: str) -> tuple[Article | None, list[str]]:
         """The article behind an entry: its page's text, else the feed's own."""
         aliases: list[str] = []
         extracted = None
-        if source.fetch_articles and url.startswith("http"):
+        if (source.fetch_articles and url.startswith("http")
+                and await self._robots_allow(url, source.name)):
             try:
                 response = await self.fetcher.get(url)
                 if response.url != url:

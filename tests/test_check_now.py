@@ -355,3 +355,20 @@ def test_source_broken_and_recovered_notices_reach_the_health_channel(project, w
     titles = [a["title"] for a in project.alerts()]
     assert "Source 'wire' has recovered after 3 failures" in titles
     assert summit.title in titles
+
+
+def test_robots_txt_is_honoured_for_article_pages(project, wire, http_server):
+    summit = Story.from_file("kishida-summit", PAIRS / "en_original.txt",
+                             summary="Prime Minister Fumio Kishida said he wants a summit "
+                                     "with Kim Jong Un.")
+    wire.feed("/rss.xml", rss20([(summit, wire.publish(summit))]), "application/rss+xml")
+    http_server.route("/robots.txt", b"User-agent: news-monitor\nDisallow: /wire/news/\n",
+                      headers={"Content-Type": "text/plain"})
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
+
+    result = project.cli("check-now", "--json")
+
+    assert result.code == 0
+    assert http_server.requests_for("/wire/news/kishida-summit") == []
+    [alert] = project.alerts()                # from the feed's own text
+    assert alert["title"] == summit.title
