@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
     r = sub.add_parser("run", help="the daemon: poll every source on its interval")
-    r.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics")
+    r.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics (off by default)")
+    r.add_argument("--tick", type=float, default=5.0, metavar="SECONDS",
+                   help="how often to look for due sources (default 5)")
 
     rules = sub.add_parser("rules", help="work with rules").add_subparsers(
         dest="rules_command", metavar="SUBCOMMAND", parser_class=_Parser)
@@ -312,7 +314,16 @@ def _print_summary(summary, *, dry_run: bool) -> None:
 def cmd_run(config: Config, args) -> int:
     from monitor.service import run_service
 
-    return run_service(config, http_address=args.http)
+    if args.http:
+        host, _, port = args.http.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            print(f"news-monitor: error: --http {args.http!r}: expected HOST:PORT, "
+                  "e.g. 127.0.0.1:9108", file=sys.stderr)
+            return EXIT_USAGE
+    if args.tick <= 0:
+        print("news-monitor: error: --tick must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    return run_service(config, http_address=args.http, tick=args.tick)
 
 
 def cmd_rules_test(config: Config, args) -> int:

@@ -1,8 +1,19 @@
-"""The daemon (``run``): every source on its own interval, deliveries retried,
-digests on their schedules, a clean stop on SIGTERM or SIGINT.
+"""The daemon (``run``): every source on its own schedule, deliveries retried,
+digests on their cron schedules, a clean stop on SIGTERM or SIGINT.
 
-APScheduler (3.x) keeps the clock; the work itself is the same as ``check-now``
-(one ``Pipeline.poll`` per due source, ``deliver_pending`` for the outbox).
+APScheduler (3.x) keeps the clock. Its jobs are small:
+
+- ``tick`` (every few seconds): claim the sources that are due, under a lease in
+  the store, and poll each (``Pipeline.poll``). When each source is due is decided
+  by the polling policy (``monitor.polling``: the interval with jitter, adapted to
+  how often the source publishes, Cache-Control/ttl floors, backoff on errors),
+  and kept in the store, so that any number of processes sharing a store poll
+  each source once, and a dead process's sources are taken over when its leases
+  expire.
+- ``deliver`` (every 30 s, and right after a poll that raised alerts).
+- one ``digest`` job per digest channel, on its cron schedule.
+- ``renew`` keeps this process's leases alive while it works.
+
 Every piece of work is idempotent against the store, so a stop at any moment
 leaves nothing half-done: an article is recorded with its alerts in one
 transaction, and a delivery is either marked sent or stays pending.
@@ -12,33 +23,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import signal
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import datetime, timezone
 
 from monitor.config import Config, SourceConfig
 
 log = logging.getLogger("monitor.service")
 
+TICK = 5.0                    # seconds between looks for due sources
 DELIVERY_INTERVAL = 30.0      # seconds between passes over pending deliveries
+SOURCE_LEASE = 300.0          # a poll's lease; renewed while it runs
 STOP_GRACE = 8.0              # seconds in-flight work gets after SIGTERM
 
 
-def run_service(config: Config, *, http_address: str | None = None) -> int:
+def run_service(config: Config, *, http_address: str | None = None, tick: float = TICK) -> int:
     from monitor.logs import setup_logging
 
     setup_logging(1, secrets=config.secrets, json_lines=True)
-    return asyncio.run(Service(config).run(http_address))
+    return asyncio.run(Service(config, tick=tick).run(http_address))
 
 
 class Service:
-    def __init__(self, config: Config):
-        self.config = config
-        self.stopping = asyncio.Event()
-        self.inflight: set[asyncio.Task] = set()
-        self.last_cycle_ok: datetime | None = None
+    def __init__(self, config: Config, *, tick: float = TICK):
+        from monitor.deliver import owner_id
+        from monitor.metrics import Metrics
 
-    async def run(self, http_address: str | None) -> int:
+        self.config = config
+        self.tick_seconds = tick
+        self.owner = owner_id()
+        self.metrics = Metrics()
+        self.inflight: set[asyncio.Task] = set()
+        self.polling: set[str] = set()
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def run(self, http_address: str | None = None) -> int:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
@@ -46,31 +67,35 @@ class Service:
         from monitor.cli import _fetch_policy, build_notifiers
         from monitor.fetch import Fetcher
         from monitor.pipeline import Pipeline
+        from monitor.workers import Workers
         from storage import open_store
 
+        self.stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
 
         self.store = open_store(self.config.storage_url)
         self.http = Fetcher(_fetch_policy(self.config))
+        self.workers = Workers(self.config.monitor.workers)
         self.notifiers = build_notifiers(self.config, self.http)
-        self.pipeline = Pipeline(self.config, self.store, self.http)
+        self.pipeline = Pipeline(self.config, self.store, self.http, workers=self.workers)
+        health = None
+        if http_address:
+            from monitor.metrics import serve_health
+
+            health = await serve_health(http_address, self)
+
         scheduler = AsyncIOScheduler(timezone=timezone.utc)
-        states = self.store.all_source_states()
-        now = datetime.now(timezone.utc)
-        for source in self.config.sources:
-            state = states.get(source.name)
-            first = state.next_poll if state and state.next_poll else now
-            # Jitter spreads sources that share an interval over time.
-            scheduler.add_job(self._spawn, IntervalTrigger(seconds=source.interval,
-                                                           jitter=min(60, source.interval / 10)),
-                              args=[self._poll, source], id=f"source:{source.name}",
-                              next_run_time=max(first, now) + timedelta(seconds=random.uniform(0, 5)),
-                              max_instances=1, coalesce=True, misfire_grace_time=None)
-        scheduler.add_job(self._spawn, IntervalTrigger(seconds=DELIVERY_INTERVAL),
-                          args=[self._deliver], id="deliveries", next_run_time=now,
+        now = self.now()
+        scheduler.add_job(self._spawn, IntervalTrigger(seconds=self.tick_seconds),
+                          args=[self._tick], id="tick", next_run_time=now,
                           max_instances=1, coalesce=True)
+        scheduler.add_job(self._spawn, IntervalTrigger(seconds=DELIVERY_INTERVAL),
+                          args=[self._deliver], id="deliver", next_run_time=now,
+                          max_instances=1, coalesce=True)
+        scheduler.add_job(self._spawn, IntervalTrigger(seconds=SOURCE_LEASE / 3),
+                          args=[self._renew], id="renew", max_instances=1, coalesce=True)
         for n in self.config.notifiers:
             if n.mode == "digest":
                 scheduler.add_job(self._spawn,
@@ -78,21 +103,29 @@ class Service:
                                   args=[self._digest, n.name], id=f"digest:{n.name}",
                                   max_instances=1, coalesce=True, misfire_grace_time=3600)
         scheduler.start()
-        log.info("started: %d sources, %d rules", len(self.config.sources), len(self.config.rules))
+        log.info("started: %d sources, %d rules, owner %s", len(self.config.sources),
+                 len(self.config.rules), self.owner, extra={"event": "start"})
+
         await self.stopping.wait()
-        log.info("stopping: %d tasks in flight", len(self.inflight))
+
+        log.info("stopping: %d tasks in flight", len(self.inflight), extra={"event": "stop"})
         scheduler.shutdown(wait=False)
         if self.inflight:
             _, pending = await asyncio.wait(self.inflight, timeout=STOP_GRACE)
             for task in pending:
-                task.cancel()          # left safely pending: nothing was half-recorded
+                task.cancel()     # safe: whatever was not committed is simply done again
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        for name in list(self.polling):
+            self.store.release_source(name, self.owner)
+        if health is not None:
+            health.close()
         for notifier in self.notifiers.values():
             await notifier.aclose()
         await self.http.aclose()
+        self.workers.close()
         self.store.close()
-        log.info("stopped")
+        log.info("stopped", extra={"event": "stopped"})
         return 0
 
     async def _spawn(self, fn, *args) -> None:
@@ -102,24 +135,43 @@ class Service:
         self.inflight.add(task)
         try:
             await fn(*args)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             log.exception("job %s failed", getattr(fn, "__name__", fn))
         finally:
             self.inflight.discard(task)
 
-    async def _poll(self, source: SourceConfig) -> None:
-        result = await self.pipeline.poll(source)
-        log.info("polled %s: %s, %d entries, %d new, %d alerts", source.name, result.status,
-                 result.entries, result.new_articles, result.alerts,
+    async def _tick(self) -> None:
+        names = [s.name for s in self.config.sources if s.name not in self.polling]
+        due = self.store.claim_due_sources(self.owner, self.now(), SOURCE_LEASE, names)
+        started = time.monotonic()
+        results = await asyncio.gather(*(self._poll(self.config.source(n)) for n in due))
+        if due:
+            self.metrics.cycle(ok=all(r for r in results), seconds=time.monotonic() - started)
+
+    async def _poll(self, source: SourceConfig) -> bool:
+        self.polling.add(source.name)
+        try:
+            result = await self.pipeline.poll(source)
+        finally:
+            self.polling.discard(source.name)
+            self.store.release_source(source.name, self.owner)
+        self.metrics.polled(result)
+        log.info("polled %s: %s, %d entries, %d new, %d duplicates, %d alerts%s", source.name,
+                 result.status, result.entries, result.new_articles, result.duplicates,
+                 result.alerts, f": {result.error}" if result.error else "",
                  extra={"source": source.name, "event": "poll"})
         if result.alerts:
             await self._deliver()
+        return result.status != "error"
 
     async def _deliver(self) -> None:
         from monitor.cli import _redactor
         from monitor.deliver import deliver_pending
 
         stats = await deliver_pending(self.store, self.notifiers, redact=_redactor(self.config))
+        self.metrics.delivered(stats)
         if stats.delivered or stats.failed:
             log.info("deliveries: %d sent, %d failed", stats.delivered, stats.failed,
                      extra={"event": "deliver"})
@@ -127,4 +179,10 @@ class Service:
     async def _digest(self, name: str) -> None:
         from monitor.deliver import deliver_digest
 
-        await deliver_digest(self.store, self.notifiers[name])
+        stats = await deliver_digest(self.store, self.notifiers[name])
+        self.metrics.delivered(stats)
+        log.info("digest %s: %d alerts sent, %d failed", name, stats.delivered, stats.failed,
+                 extra={"notifier": name, "event": "digest"})
+
+    async def _renew(self) -> None:
+        self.store.renew_leases(self.owner, self.now(), SOURCE_LEASE)
