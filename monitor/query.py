@@ -91,6 +91,13 @@ class Term:
     display: str = dc_field(default="", compare=False)
     pos: int = dc_field(default=0, compare=False)
 
+    def __post_init__(self) -> None:
+        # Terms are the memo keys of evaluation: hash them once.
+        object.__setattr__(self, "_hash", hash((self.segments, self.field)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
     def __str__(self) -> str:
         prefix = f"{self.field}:" if self.field else ""
         return f'{prefix}"{self.display}"'
@@ -175,13 +182,23 @@ def _lex(text: str, fail) -> list[_Lexeme]:
             out.append(_Lexeme("PHRASE", text[i + 1:j], i))
             i = j + 1
         else:
+            # A field prefix is looked for before scanning the whole word, so that
+            # "title:title:title:..." costs linear time.
+            field = _FIELD_RE.match(text, i)
+            if field and after_field and field.group(1).lower() not in FIELDS:
+                field = None     # url:https://... : the colon belongs to the term
+            if field:
+                name = field.group(1).lower()
+                if name not in FIELDS:
+                    fail(f"unknown field {field.group(1)!r} (fields: {', '.join(FIELDS)})", i)
+                out.append(_Lexeme("FIELD", name, i))
+                i = field.end()
+                after_field = True
+                continue
             j = i
             while j < n and not text[j].isspace() and text[j] not in "()" and text[j] not in _QUOTES:
                 j += 1
             word = text[i:j]
-            field = _FIELD_RE.match(word)
-            if field and after_field and field.group(1).lower() not in FIELDS:
-                field = None     # url:https://... : the colon belongs to the term
             near = _NEAR_RE.match(word)
             if word in ("AND", "OR", "NOT"):
                 out.append(_Lexeme(word, word, i))
@@ -194,14 +211,6 @@ def _lex(text: str, fail) -> list[_Lexeme]:
                 if int(digits) < 1:
                     fail("NEAR distance must be at least 1", i)
                 out.append(_Lexeme("NEAR", word, i, int(digits)))
-            elif field:
-                name = field.group(1).lower()
-                if name not in FIELDS:
-                    fail(f"unknown field {field.group(1)!r} (fields: {', '.join(FIELDS)})", i)
-                out.append(_Lexeme("FIELD", name, i))
-                i += len(field.group(0))
-                after_field = True
-                continue
             else:
                 if word[0] == "-" and len(word) > 1 and word[1].isalnum():
                     fail("'-' does not exclude a term; use NOT", i)
@@ -760,7 +769,8 @@ def _first(span: _Span) -> int:
 
 @dataclass(frozen=True)
 class Hit:
-    term: str      # the term as written in the query: 'Kim Jong Un', 'abduct*', '岸田'
+    term: str      # the term as written in the query, without its field:
+                   # 'Kim Jong Un', 'abduct*', '岸田' (for url:nknews, 'nknews')
     field: str     # title | text | source | url
     start: int     # offsets in the original field text
     end: int
@@ -789,7 +799,8 @@ class MatchResult:
         return self.highlighted(width)[0]
 
     def highlighted(self, width: int = 200) -> tuple[str, list[tuple[int, int]]]:
-        """``snippet(width)`` and the (start, end) spans of the hits within it."""
+        """``snippet(width)`` and the (start, end) spans of the hits within it,
+        sorted, overlapping hits merged, clipped to the snippet."""
         name = next((f for f in ("text", "title") if any(h.field == f for h in self.hits)),
                     None)
         if name is None:     # only url/source hits: show the start of the article
@@ -867,7 +878,13 @@ def _snippet(text: str, spans: list[tuple[int, int]], width: int
             e2 = min(mapping[e - a], len(body)) + shift
             if s2 < e2:
                 marks.append((s2, e2))
-    return lead + body + tail, marks
+    merged: list[tuple[int, int]] = []     # overlapping hits ("Kim*", "Kim Jong Un") as one
+    for s2, e2 in sorted(marks):
+        if merged and s2 <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e2, merged[-1][1]))
+        else:
+            merged.append((s2, e2))
+    return lead + body + tail, merged
 
 
 # ------------------------------------------------------------------------- public

@@ -414,6 +414,7 @@ def test_parser_only_ever_raises_query_error(text):
         assert 0 <= exc.position <= len(text)
         assert exc.rule == "r"
     else:
+        assert compile_query(str(query)).node == query.node
         query.match(Document.build(title=text, text=text))
 
 
@@ -443,7 +444,7 @@ def test_a_phrase_from_the_document_matches_it(doc, data):
     assert any(fold(h.text) and h.field == name for h in result.hits)
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(st.lists(queries_text, min_size=1, max_size=12), st.lists(documents(), max_size=4))
 def test_ruleset_agrees_with_matching_one_by_one(texts, docs):
     queries = {f"rule{i}": q for i, q in enumerate(map(try_compile, texts)) if q is not None}
