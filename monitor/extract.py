@@ -181,11 +181,15 @@ def decode_html(body: bytes, charset: str | None = None) -> str:
 # ---------------------------------------------------------------- metadata
 
 _WS_RE = re.compile(r"\s+")
+# Controls, bidi overrides and invisible marks: nothing a headline or byline needs,
+# and what a hostile page uses to garble or spoof what people see in an alert.
+_UNSAFE_RE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b\u200e\u200f"
+                        "\u202a-\u202e\u2066-\u2069\ufeff]")
 _EARLIEST_YEAR = 1990
 
 
 def _clean(text: str) -> str:
-    return _WS_RE.sub(" ", text or "").strip()
+    return _WS_RE.sub(" ", _UNSAFE_RE.sub("", text or "")).strip()
 
 
 class _PageMeta:

@@ -34,6 +34,7 @@ Decisions:
 from __future__ import annotations
 
 import calendar
+import codecs
 import html
 import re
 from dataclasses import dataclass, field
@@ -82,7 +83,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     body = bytes(body)
     root = _sniff(body)
     _refuse_hostile_doctype(body)
-    headers = {"content-location": url, "content-type": _effective_content_type(body, content_type)}
+    body, ctype = _effective_encoding(body, content_type)
+    headers = {"content-location": url, "content-type": ctype}
     try:
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
                                    resolve_relative_uris=False)
@@ -185,17 +187,67 @@ _DECL_ENC_RE = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+
 
 def _effective_content_type(body: bytes, content_type: str | None) -> str:
     ctype = (content_type or "application/xml").strip()
-    declared = ""
-    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", ctype, re.I)
-    if m:
-        declared = m.group(1)
-    else:
-        d = _DECL_ENC_RE.match(body.removeprefix(b"\xef\xbb\xbf")[:200])
-        declared = d.group(1).decode("ascii") if d else ""
+    declared = _charset_label(body, ctype)
     if declared and declared.lower() not in _UTF_ENCODINGS and _is_non_ascii_utf8(body):
         mime = ctype.split(";", 1)[0].strip() or "application/xml"
         return f"{mime}; charset=utf-8"
     return ctype
+
+
+def _effective_encoding(body: bytes, content_type: str | None) -> tuple[bytes, str]:
+    """The body and the Content-Type to parse it with.
+
+    Besides :func:`_effective_content_type`'s correction, the reverse lie: a body
+    labelled UTF-8 (or not labelled, which means UTF-8 for XML) that is not valid
+    UTF-8. feedparser would then fall back to a Western or Central European code page
+    and produce mojibake that no rule matches. We take, in order, a legacy charset
+    named in the XML declaration that decodes the body, then one that detection
+    (charset_normalizer) finds and that decodes it, else UTF-8 with replacement
+    characters: the entries are still read, and what is not text shows as such.
+    A body that is UTF-8 but for a few stray bytes stays UTF-8 (with replacements).
+    """
+    ctype = _effective_content_type(body, content_type)
+    label = _charset_label(body, ctype)
+    wide = body.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")) \
+        or body[:2] in (b"<\x00", b"\x00<")
+    if (label and label.lower() not in ("utf-8", "utf8", "utf_8")) or wide or body.isascii() \
+            or _is_non_ascii_utf8(body):
+        return body, ctype
+    mime = ctype.split(";", 1)[0].strip() or "application/xml"
+    as_utf8 = body.decode("utf-8", "replace")
+    broken = as_utf8.count("\ufffd")
+    non_ascii = len(as_utf8) - len(as_utf8.encode("ascii", "ignore"))
+    if non_ascii - broken >= 10 * broken:
+        # UTF-8 with a few stray bytes (a pasted Latin-1 quote): keep the UTF-8
+        return as_utf8.encode("utf-8"), f"{mime}; charset=utf-8"
+    d = _DECL_ENC_RE.match(body.removeprefix(b"\xef\xbb\xbf")[:200])
+    candidates = [d.group(1).decode("ascii")] if d else []
+    try:
+        from charset_normalizer import from_bytes
+        best = from_bytes(body[:65_536]).best()
+        if best is not None and best.encoding:
+            candidates.append(best.encoding)
+    except Exception:  # detection is best effort
+        pass
+    for name in candidates:
+        try:
+            codec = codecs.lookup(name).name
+            if codec.startswith(("utf-16", "utf-32")) or codec == "utf-8":
+                continue
+            body.decode(codec)
+        except (LookupError, UnicodeDecodeError):
+            continue
+        return body, f"{mime}; charset={codec}"
+    return body.decode("utf-8", "replace").encode("utf-8"), f"{mime}; charset=utf-8"
+
+
+def _charset_label(body: bytes, ctype: str) -> str:
+    """The charset the HTTP header, else the XML declaration, names ("" for none)."""
+    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", ctype, re.I)
+    if m:
+        return m.group(1)
+    d = _DECL_ENC_RE.match(body.removeprefix(b"\xef\xbb\xbf")[:200])
+    return d.group(1).decode("ascii") if d else ""
 
 
 def _is_non_ascii_utf8(body: bytes) -> bool:
@@ -311,6 +363,12 @@ def _ttl(feed: Any) -> float | None:
 # ---------------------------------------------------------------- text
 
 _WS_RE = re.compile(r"\s+")
+# Characters no reader needs and a hostile feed uses to garble what people see:
+# C0/C1 controls (terminal escapes, BEL, backspace), bidi embeddings, overrides and
+# isolates (right-to-left spoofing), marks and zero-width space, BOM. Line breaks and
+# other white-space controls collapse to a space instead.
+_UNSAFE_RE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b\u200e\u200f"
+                        "\u202a-\u202e\u2066-\u2069\ufeff]")
 _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                "blockquote", "pre", "table", "tr", "section", "article", "figure",
                "figcaption", "header", "footer", "dd", "dt", "hr"}
@@ -318,7 +376,7 @@ _INVISIBLE_TAGS = {"script", "style", "template", "noscript"}
 
 
 def _collapse(text: str) -> str:
-    return _WS_RE.sub(" ", text).strip()
+    return _WS_RE.sub(" ", _UNSAFE_RE.sub("", text)).strip()
 
 
 def _clip(text: str, name: str) -> str:

@@ -135,11 +135,11 @@ def _media_type(headers: httpx.Headers) -> tuple[str | None, str | None]:
 
 
 def _size(n: int) -> str:
-    mib, kib = 1024 * 1024, 1024
-    if n >= mib and n % mib == 0:
-        return f"{n // mib} MB"
-    if n >= kib and n % kib == 0:
-        return f"{n // kib} KB"
+    """A size as the user wrote it: max_body = "200KB" is 200,000 bytes (the
+    configuration's KB and MB are decimal), the built-in 10 MB default is binary."""
+    for unit, scale in (("MB", 1024 * 1024), ("MB", 1000 * 1000), ("KB", 1024), ("KB", 1000)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
     return f"{n} bytes"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import random
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.newsroom import PAIRS, RULE_TEXTS, Site, Story, article_page, rss20
-from tests.servers import LoopbackServer, Reply, closed_port
+from tests.newsroom import PAIRS, RULE_TEXTS, Site, Story, rss20
+from tests.servers import LoopbackServer, closed_port
 from tests.test_check_now import SUMMIT_QUERY
 
 FEEDS = Path(__file__).parent / "testdata" / "feeds"
@@ -264,7 +265,8 @@ def test_body_over_max_body(project, http_server, good_feed, summit, content_len
 
 @pytest.mark.parametrize("encoding", ["gzip", "br"])
 def test_compression_bomb(project, http_server, good_feed, summit, encoding):
-    url = http_server.bomb("/bomb.xml", 64 * 1024 * 1024, encoding)   # small on the wire
+    # 16 MB of zeros: about 70 KB (gzip) or 100 bytes (br) on the wire, under max_body
+    url = http_server.bomb("/bomb.xml", 16 * 1024 * 1024, encoding)
 
     result = check_now(project, url, good_feed)
 
@@ -320,15 +322,16 @@ PASSWD = Path("/etc/passwd").read_text(encoding="utf-8", errors="replace") \
     if Path("/etc/passwd").exists() else "root:x:0:0:"
 
 
-@pytest.mark.parametrize("doctype", [
-    '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
-    '<!DOCTYPE rss [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>',
-    '<!DOCTYPE rss SYSTEM "file:///etc/passwd">',
-    # a "]>" inside the internal subset must not end the check early
-    '<!DOCTYPE rss [<!-- ]> --><!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+@pytest.mark.parametrize("doctype, refused", [
+    ('<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "external"),
+    ('<!DOCTYPE rss [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>', "parameter entities"),
+    # RSS 0.91 feeds name an external DTD: accepted, and never loaded
+    ('<!DOCTYPE rss SYSTEM "file:///etc/passwd">', None),
+    # a "]>" inside the internal subset must not let the entity slip past the check
+    ('<!DOCTYPE rss [<!-- ]> --><!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "not a feed"),
 ], ids=["general", "parameter", "external-dtd", "bracket-in-comment"])
 def test_external_entities_never_read_local_files(project, http_server, wire, good_feed,
-                                                  doctype):
+                                                  doctype, refused):
     story = Story.from_file("xxe-summit", PAIRS / "en_rewrite.txt")
     feed = rss20([(story, wire.url("/news/gone"))]).replace(
         "<title>World news</title>", "<title>&xxe;</title>").replace(
@@ -339,7 +342,12 @@ def test_external_entities_never_read_local_files(project, http_server, wire, go
 
     result = check_now(project, url, good_feed)
 
-    assert result.json()["sources"][1]["status"] == "ok"
+    bad, good = result.json()["sources"]
+    assert good["status"] == "ok"
+    if refused:
+        assert bad["status"] == "error" and refused in bad["error"]
+    else:
+        assert bad["status"] == "ok" and bad["new_articles"] == 1
     everything = result.out + result.err + project.cli("alerts", "list", "--json").out
     everything += project.cli("sources", "list", "--json").out
     for line in [ln for ln in PASSWD.splitlines() if ln.strip()][:3]:
@@ -358,18 +366,19 @@ def ja_story() -> Story:
     return Story.from_file("nicchou", RULE_TEXTS / "summit_ja_1.txt")
 
 
-@pytest.mark.parametrize("actual, declared", [
-    ("shift_jis", "utf-8"),       # legacy bytes, the header claims UTF-8
-    ("utf-8", "shift_jis"),       # UTF-8 bytes, the header claims Shift_JIS
-], ids=["sjis-claimed-utf8", "utf8-claimed-sjis"])
+@pytest.mark.parametrize("actual, header, declaration", [
+    ("shift_jis", "utf-8", "shift_jis"),   # the header lies, the XML declaration is right
+    ("shift_jis", "utf-8", "utf-8"),       # both lie: only the bytes tell
+    ("utf-8", "shift_jis", "shift_jis"),   # UTF-8 bytes, labelled Shift_JIS everywhere
+], ids=["sjis-header-says-utf8", "sjis-all-say-utf8", "utf8-all-say-sjis"])
 def test_feed_with_wrong_charset_is_still_read(project, http_server, good_feed, summit,
-                                               actual, declared):
+                                               actual, header, declaration):
     story = ja_story()
     # The article page is gone: the feed's own (mis-labelled) text is all there is.
     body = rss([item(story.title, link=http_server.url("/toto/news/gone"), guid="ja-1",
-                     description=story.body[:400])], encoding=actual)
+                     description=story.body[:400])], encoding=declaration)
     url = http_server.route("/toto/rss.xml", body.encode(actual),
-                            headers={"Content-Type": f"application/rss+xml; charset={declared}"})
+                            headers={"Content-Type": f"application/rss+xml; charset={header}"})
     project.write(config([("toto", "feed", url), ("wire", "feed", good_feed)]))
 
     result = project.cli("check-now", "--json")
@@ -417,26 +426,33 @@ def test_entries_without_links_alert_on_the_feeds_own_content(project, http_serv
     assert alert["title"] == story.title
     assert alert["snippet"]
     # Nothing to fetch: the only requests are the two feeds and the good article.
-    assert {r.path for r in http_server.requests} == {
+    assert {r.path for r in http_server.requests} - {"/robots.txt"} == {
         "/odd/rss.xml", "/wire/rss.xml", "/wire/news/kishida-summit"}
 
 
-def test_entries_without_titles(project, http_server, good_feed, wire):
+def test_entry_without_title_takes_the_pages_headline(project, http_server, good_feed, wire):
     story = Story.from_file("untitled", PAIRS / "en_rewrite.txt")
-    page_url = wire.publish(story)                    # the page has a headline
-    body_only = Story.from_file("untitled-gone", PAIRS / "en_syndicated.txt")
-    items = [item("", link=page_url, guid="t-1", description=story.body[:200]),
-             item("", link=wire.url("/news/gone"), guid="t-2",
-                  description=body_only.body[:600])]
+    page_url = wire.publish(story)
 
-    odd, alerts = odd_feed(project, http_server, good_feed, items)
+    odd, alerts = odd_feed(project, http_server, good_feed, [
+        item("", link=page_url, guid="t-1", description=story.body[:200])])
 
-    assert odd["new_articles"] == 2
-    by_url = {a["url"]: a for a in alerts}
-    assert by_url[page_url]["title"] == story.title     # from the page
-    gone = by_url.get(wire.url("/news/gone"))
-    if gone is not None:                                  # feed text only: no headline
-        assert gone["title"].strip() and len(gone["title"]) <= 300
+    assert odd["new_articles"] == 1
+    assert [a["title"] for a in alerts] == [story.title]
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline bug: an article with neither a feed title "
+                   "nor a page alerts with an empty title (Pipeline._article)")
+def test_entry_without_title_or_page_still_has_a_headline(project, http_server, good_feed,
+                                                           wire):
+    story = Story.from_file("untitled-gone", PAIRS / "en_rewrite.txt")
+
+    odd, alerts = odd_feed(project, http_server, good_feed, [
+        item("", link=wire.url("/news/gone"), guid="t-2", description=story.body[:600])])
+
+    assert odd["new_articles"] == 1
+    [alert] = alerts
+    assert alert["title"].strip() and len(alert["title"]) <= 300
 
 
 def test_duplicate_guids_make_one_article(project, http_server, good_feed, wire):
@@ -478,10 +494,10 @@ CONTROL_OR_BIDI = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a
 def test_hostile_title_is_made_sane(project, http_server, good_feed, wire):
     story = Story.from_file("hostile", PAIRS / "en_rewrite.txt")
     headline = story.title
-    nasty = ("\u202eTROPER\u202c " + headline + "\x1b[31m\x07\x08\x00 \u2066x\u2069\r\n"
+    nasty = ("\u202eTROPER\u202c " + headline + "\x1b[31m\x07\x08 \u2066x\u2069\u200f\r\n"
              "Bcc: everyone@example.org\n" + "A" * 100_000)
-    # XML 1.0 cannot carry C0 controls even as references: put them in as the
-    # raw bytes a broken CMS would emit (feedparser's lenient mode takes them).
+    # XML 1.0 cannot carry C0 controls even as references: they go in as the raw
+    # bytes a broken CMS emits (feedparser's lenient mode reads them).
     items = [item("PLACEHOLDER", link=wire.url("/news/hostile-gone"), guid="h-1",
                   description=story.body[:600])]
     body = rss(items).replace("PLACEHOLDER", html.escape(nasty)).encode("utf-8")
@@ -512,7 +528,7 @@ def test_bad_article_page_falls_back_to_the_feeds_text(project, http_server, goo
     if page == "huge":
         http_server.huge(path, 5 * MAX_BODY, content_length=False)
     elif page.endswith("bomb"):
-        http_server.bomb(path, 64 * 1024 * 1024, page.split("-")[0])
+        http_server.bomb(path, 16 * 1024 * 1024, page.split("-")[0])
     elif page == "slow":
         http_server.slow(path, chunks=60, delay=0.5, content_length=False)
     else:
@@ -577,11 +593,18 @@ def test_article_link_to_a_private_address_is_blocked(tmp_path, http_server, wir
     assert len(http_server.requests_for("/wire/news/redirected")) == 1
 
 
-def test_five_thousand_entries_are_capped(project, http_server, good_feed, summit, wire):
+def distinct_text(i: int, words: int = 40) -> str:
+    """Text unlike any other item's (so that no two are near-duplicates)."""
+    rng = random.Random(i)
+    return " ".join("".join(rng.choice("bcdfghjklmnprstvwz") + rng.choice("aeiou")
+                            for _ in range(rng.randint(2, 4))) for _ in range(words))
+
+
+def test_five_thousand_entries_are_capped(project, http_server, summit, wire):
     items = [item(summit.title, link=wire.url("/news/kishida-summit"), guid="s-0",
                   description=summit.body[:300])]
-    items += [item(f"Local news item {i}", link=f"https://odd.example/a/{i}", guid=f"n-{i}",
-                   description=f"Nothing to see in item {i}.") for i in range(1, 5000)]
+    items += [item(f"Local report {i}", link=f"https://odd.example/a/{i}", guid=f"n-{i}",
+                   description=distinct_text(i, 12)) for i in range(1, 5000)]
     url = http_server.route("/odd/rss.xml", rss(items).encode(),
                             headers={"Content-Type": "application/rss+xml"})
     # fetch_articles = false: the 5,000 links are on a host that does not exist
@@ -595,6 +618,34 @@ def test_five_thousand_entries_are_capped(project, http_server, good_feed, summi
     assert result.code == 0, (result.out, result.err)
     [odd] = result.json()["sources"]
     assert odd["status"] == "ok"
-    assert odd["entries"] <= 1000 and odd["new_articles"] <= 200
+    assert odd["entries"] == 1000          # parsed: the first thousand
+    assert odd["new_articles"] == 200      # taken this pass: the rest wait for the next
     assert [a["title"] for a in project.alerts()] == [summit.title]
     assert elapsed < 30
+
+
+@pytest.mark.parametrize("validators", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
+        "pipeline bug: a pass cut at MAX_NEW_ENTRIES still saves the feed's ETag and "
+        "Last-Modified, so the next pass gets a 304 and the rest are never read"))),
+], ids=["no-validators", "etag"])
+def test_entries_left_over_by_the_cap_are_taken_next_pass(project, http_server, validators):
+    items = [item(f"Report {i}", link=f"https://odd.example/a/{i}", guid=f"n-{i}",
+                  description=distinct_text(i)) for i in range(300)]
+    body = rss(items).encode()
+    if validators:
+        url = http_server.conditional("/odd/rss.xml", body, etag='"v1"')
+    else:
+        url = http_server.route("/odd/rss.xml", body,
+                                headers={"Content-Type": "application/rss+xml"})
+    project.write(config([("odd", "feed", url)], max_body="5MB").replace(
+        'kind = "feed"', 'kind = "feed"\nfetch_articles = false'))
+
+    first = project.cli("check-now", "--json").json()
+    second = project.cli("check-now", "--json").json()
+    third = project.cli("check-now", "--json").json()
+
+    assert first["new_articles"] == 200
+    assert second["sources"][0]["status"] == "ok" and second["new_articles"] == 100
+    assert third["new_articles"] == 0
