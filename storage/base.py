@@ -188,6 +188,10 @@ class Store(ABC):
     def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]: ...
 
     @abstractmethod
+    def oldest_pending_delivery(self) -> datetime | None:
+        """When the oldest alert still waiting for a delivery was recorded (None if none waits)."""
+
+    @abstractmethod
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float,
                          *, digest: bool = False, notifier: str | None = None,
                          limit: int = 100) -> list[tuple[DeliveryRow, dict]]:

@@ -461,6 +461,12 @@ class SQLStore(Store):
                            last_error=r[4], next_attempt=dt(r[5]), sent_at=dt(r[6]),
                            digest=bool(r[7]), receipt=json.loads(r[8]) if r[8] else None)
 
+    def oldest_pending_delivery(self) -> datetime | None:
+        rows = self._run(lambda: self._fetch(
+            "SELECT MIN(a.created_at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
+            " WHERE d.state = 'pending'"), write=False)
+        return dt(rows[0][0]) if rows else None
+
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float, *,
                          digest: bool = False, notifier: str | None = None,
                          limit: int = 100) -> list[tuple[DeliveryRow, dict]]:
