@@ -73,7 +73,8 @@ def header(title: str) -> None:
     m = machine()
     print(f"== {title}")
     print(f"   machine: {m['nproc']} cpu ({m['cpu']}), {m['memory']}, Python {m['python']};"
-          f" {time.strftime('%Y-%m-%d %H:%M:%S')}")
+          f" {time.strftime('%Y-%m-%d %H:%M:%S')}; load average {os.getloadavg()[0]:.2f}"
+          " (anything else running skews the figures)")
 
 
 def emit(name: str, result: dict) -> None:

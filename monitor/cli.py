@@ -221,7 +221,7 @@ def cmd_check_now(config: Config, args) -> int:
 
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
-    from monitor.deliver import deliver_pending
+    from monitor.deliver import deliver_pending, reclaim_dead_leases
     from monitor.pipeline import Pipeline, RunSummary
 
     from monitor.workers import Workers
@@ -236,6 +236,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
                                         console_stream=sys.stderr if as_json else sys.stdout)
             redact = _redactor(config)
             if not dry_run:
+                reclaim_dead_leases(store)
                 # What earlier runs left pending goes out first.
                 stats = await deliver_pending(store, notifiers, redact=redact)
                 summary.delivered += stats.delivered

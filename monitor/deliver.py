@@ -36,6 +36,30 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def reclaim_dead_leases(store: Store) -> list[str]:
+    """Release the leases of processes on this host that no longer exist.
+
+    A process killed outright cannot release its leases; others would wait for
+    them to expire. On the same host we can tell it is gone, and take over at once.
+    """
+    host = socket.gethostname()
+    released = []
+    for owner in store.lease_owners():
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            store.release_owner(owner)
+            released.append(owner)
+        except PermissionError:
+            pass                      # alive, under another user
+    if released:
+        log.warning("took over the leases of dead processes: %s", ", ".join(released))
+    return released
+
+
 def backoff(attempts: int, retry_after: float | None = None,
             rand: Callable[[], float] = random.random) -> float:
     """Seconds to wait after the ``attempts``-th failed try: exponential, jittered,

@@ -52,6 +52,8 @@ class SourceResult:
     article_errors: int = 0
     truncated: bool = False            # more new entries than one pass takes
     body_hash: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
     # What the polling policy needs to know (monitor.polling).
     max_age: float | None = None
     ttl: float | None = None
@@ -166,9 +168,11 @@ class Pipeline:
         else:
             state.last_success = started
             state.consecutive_failures = 0
-            if result.body_hash and not result.article_errors and not result.truncated:
-                # Only a body whose every entry was dealt with may be skipped next time.
-                state.body_hash = result.body_hash
+            if not result.article_errors and not result.truncated:
+                # Only a body whose every entry was dealt with may be skipped next
+                # time (by a 304 or by its hash): left-over entries wait for it.
+                state.etag, state.last_modified = result.etag, result.last_modified
+                state.body_hash = result.body_hash or state.body_hash
         m = self.config.monitor
         policy = PollPolicy(interval=source.interval, min_interval=min(m.min_interval, source.interval),
                             max_interval=max(m.max_interval, source.interval), adaptive=m.adaptive)
@@ -220,8 +224,7 @@ class Pipeline:
             result.status = "not_modified"
             return None
         body_hash = hashlib.sha256(response.body).hexdigest()
-        if not self.dry_run:
-            state.etag, state.last_modified = response.etag, response.last_modified
+        result.etag, result.last_modified = response.etag, response.last_modified
         if body_hash == state.body_hash:
             # The same bytes as last time, fully processed then: nothing in it is new,
             # and it is not even parsed again.
@@ -317,7 +320,10 @@ class Pipeline:
         record = AlertRecord(
             alert_id=uuid.uuid4().hex, rule=rule, story_id=story_id,
             followup=tx.rule_has_story_alert(rule, story_id),
-            url=article.url, title=article.title, source=article.source,
+            # An entry with neither link nor URL-like GUID is kept under its GUID; its
+            # alert links to the source, the only place a reader can find it.
+            url=article.url if article.url.startswith("http") else self.config.source(article.source).url,
+            title=article.title, source=article.source,
             published=article.published.isoformat() if article.published else None,
             matched=match.terms, snippet=match.snippet())
         inserted = tx.insert_alert(
@@ -361,6 +367,9 @@ class Pipeline:
                 entry.content or entry.summary or "").strip()
         if not title and not text:
             return None, aliases
+        if not title:
+            # No headline anywhere: the start of the text stands in for one.
+            title = one_line(text, 120)
         return Article(
             url=url, title=title, text=text, source=source.name,
             published=(extracted.published if extracted and extracted.published

@@ -65,6 +65,7 @@ class Service:
         from apscheduler.triggers.interval import IntervalTrigger
 
         from monitor.cli import _fetch_policy, build_notifiers
+        from monitor.deliver import reclaim_dead_leases
         from monitor.fetch import Fetcher
         from monitor.pipeline import Pipeline
         from monitor.workers import Workers
@@ -76,6 +77,7 @@ class Service:
             loop.add_signal_handler(sig, self.stopping.set)
 
         self.store = open_store(self.config.storage_url)
+        reclaim_dead_leases(self.store)
         self.http = Fetcher(_fetch_policy(self.config))
         self.workers = Workers(self.config.monitor.workers)
         self.notifiers = build_notifiers(self.config, self.http)

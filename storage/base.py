@@ -224,6 +224,14 @@ class Store(ABC):
         """Give up ``owner``'s lease on a source (nothing if another node holds it)."""
 
     @abstractmethod
+    def lease_owners(self) -> set[str]:
+        """Every owner holding a source or delivery lease."""
+
+    @abstractmethod
+    def release_owner(self, owner: str) -> None:
+        """Drop every lease ``owner`` holds (a process known to be dead)."""
+
+    @abstractmethod
     def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> None:
         """Extend every lease ``owner`` holds (sources and pending deliveries)
         to now + lease_seconds."""

@@ -568,6 +568,19 @@ class SQLStore(Store):
             "UPDATE sources SET lease_owner = NULL, lease_until = NULL"
             " WHERE name = ? AND lease_owner = ?", (name, owner)))
 
+    def lease_owners(self) -> set[str]:
+        rows = self._fetch("SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL"
+                           " UNION SELECT lease_owner FROM deliveries WHERE lease_owner IS NOT NULL")
+        return {r[0] for r in rows}
+
+    def release_owner(self, owner: str) -> None:
+        def work() -> None:
+            self._execute_count("UPDATE sources SET lease_owner = NULL, lease_until = NULL"
+                                " WHERE lease_owner = ?", (owner,))
+            self._execute_count("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+                                " WHERE lease_owner = ?", (owner,))
+        self._run(work)
+
     def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> None:
         until = ts(now + timedelta(seconds=lease_seconds))
 

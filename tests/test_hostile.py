@@ -441,8 +441,6 @@ def test_entry_without_title_takes_the_pages_headline(project, http_server, good
     assert [a["title"] for a in alerts] == [story.title]
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline bug: an article with neither a feed title "
-                   "nor a page alerts with an empty title (Pipeline._article)")
 def test_entry_without_title_or_page_still_has_a_headline(project, http_server, good_feed,
                                                            wire):
     story = Story.from_file("untitled-gone", PAIRS / "en_rewrite.txt")
@@ -626,9 +624,7 @@ def test_five_thousand_entries_are_capped(project, http_server, summit, wire):
 
 @pytest.mark.parametrize("validators", [
     False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
-        "pipeline bug: a pass cut at MAX_NEW_ENTRIES still saves the feed's ETag and "
-        "Last-Modified, so the next pass gets a 304 and the rest are never read"))),
+    True,
 ], ids=["no-validators", "etag"])
 def test_entries_left_over_by_the_cap_are_taken_next_pass(project, http_server, validators):
     items = [item(f"Report {i}", link=f"https://odd.example/a/{i}", guid=f"n-{i}",

@@ -447,6 +447,17 @@ def test_renew_leases_extends_sources_and_deliveries(store):
     assert store.claim_deliveries("b", T0 + timedelta(seconds=110), 60) != []
 
 
+def test_leases_of_a_dead_owner_can_be_released_at_once(store):
+    add_alert(store, "a1")
+    assert store.claim_due_sources("dead:1", T0, 600, ["dw"]) == ["dw"]
+    assert len(store.claim_deliveries("dead:1", T0, 600)) == 1
+    assert store.lease_owners() == {"dead:1"}
+    store.release_owner("dead:1")
+    assert store.lease_owners() == set()
+    assert store.claim_due_sources("b", T0, 600, ["dw"]) == ["dw"]
+    assert len(store.claim_deliveries("b", T0, 600)) == 1
+
+
 # errors and retries ---------------------------------------------------------------------
 def test_a_closed_store_says_so(store):
     store.close()
