@@ -221,7 +221,7 @@ def cmd_check_now(config: Config, args) -> int:
 
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
-    from monitor.deliver import deliver_pending, reclaim_dead_leases
+    from monitor.deliver import deliver_due_digests, deliver_pending, reclaim_dead_leases
     from monitor.pipeline import Pipeline, RunSummary
 
     from monitor.workers import Workers
@@ -253,9 +253,10 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
                     progress.stop()
             summary.previews = pipeline.previews
             if not dry_run:
-                stats = await deliver_pending(store, notifiers, redact=redact)
-                summary.delivered += stats.delivered
-                summary.failed_deliveries += stats.failed
+                for stats in (await deliver_pending(store, notifiers, redact=redact),
+                              await deliver_due_digests(store, notifiers, config)):
+                    summary.delivered += stats.delivered
+                    summary.failed_deliveries += stats.failed
             for notifier in notifiers.values():
                 await notifier.aclose()
     finally:

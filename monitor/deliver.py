@@ -164,3 +164,33 @@ async def deliver_digest(store: Store, notifier: Notifier, *,
         store.delivery_sent(row.alert_id, notifier.name, receipt or {}, now())
     stats.delivered = len(claimed)
     return stats
+
+
+def digest_due(schedule: str, timezone_name: str, oldest_pending: datetime | None,
+               now: datetime) -> bool:
+    """A digest is due when one of its scheduled times has passed since its oldest
+    pending alert: so a digest missed while the monitor was down (or between two
+    cron-driven ``check-now`` runs) goes out at the next chance, and none is empty."""
+    if oldest_pending is None:
+        return False
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(schedule, timezone=timezone_name)
+    fire = trigger.get_next_fire_time(None, oldest_pending)
+    return fire is not None and fire <= now
+
+
+async def deliver_due_digests(store: Store, notifiers: dict[str, Notifier], config, *,
+                              now: Callable[[], datetime] | None = None) -> DeliveryStats:
+    """Send every digest channel whose scheduled time has come."""
+    now = now or (lambda: datetime.now(timezone.utc))
+    total = DeliveryStats()
+    for n in config.notifiers:
+        if n.mode != "digest" or n.name not in notifiers:
+            continue
+        if digest_due(n.schedule, n.timezone, store.oldest_pending_delivery(n.name, digest=True),
+                      now()):
+            stats = await deliver_digest(store, notifiers[n.name], now=now)
+            total.delivered += stats.delivered
+            total.failed += stats.failed
+    return total

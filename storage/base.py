@@ -188,8 +188,10 @@ class Store(ABC):
     def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]: ...
 
     @abstractmethod
-    def oldest_pending_delivery(self) -> datetime | None:
-        """When the oldest alert still waiting for a delivery was recorded (None if none waits)."""
+    def oldest_pending_delivery(self, notifier: str | None = None,
+                                digest: bool | None = None) -> datetime | None:
+        """When the oldest alert still waiting for a delivery was recorded (None if none
+        waits), optionally only on one channel, or only digest / immediate deliveries."""
 
     @abstractmethod
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float,

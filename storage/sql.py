@@ -461,10 +461,18 @@ class SQLStore(Store):
                            last_error=r[4], next_attempt=dt(r[5]), sent_at=dt(r[6]),
                            digest=bool(r[7]), receipt=json.loads(r[8]) if r[8] else None)
 
-    def oldest_pending_delivery(self) -> datetime | None:
+    def oldest_pending_delivery(self, notifier: str | None = None,
+                                digest: bool | None = None) -> datetime | None:
+        where, params = "", []
+        if notifier is not None:
+            where += " AND d.notifier = ?"
+            params.append(notifier)
+        if digest is not None:
+            where += " AND d.digest = ?"
+            params.append(1 if digest else 0)
         rows = self._run(lambda: self._fetch(
             "SELECT MIN(a.created_at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
-            " WHERE d.state = 'pending'"), write=False)
+            " WHERE d.state = 'pending'" + where, params), write=False)
         return dt(rows[0][0]) if rows else None
 
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float, *,
