@@ -12,7 +12,9 @@ APScheduler (3.x) keeps the clock. Its jobs are small:
   expire.
 - ``deliver`` (every 30 s, and right after a poll that raised alerts).
 - one ``digest`` job per digest channel, on its cron schedule.
-- ``renew`` keeps this process's leases alive while it works.
+- ``maintain`` keeps this process's leases alive while it works, takes over the
+  leases of dead processes on this host at once (those of other hosts expire
+  after SOURCE_LEASE), and prunes story index rows older than the story window.
 
 Every piece of work is idempotent against the store, so a stop at any moment
 leaves nothing half-done: an article is recorded with its alerts in one
@@ -25,7 +27,7 @@ import asyncio
 import logging
 import signal
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from monitor.config import Config, SourceConfig
 
@@ -33,7 +35,9 @@ log = logging.getLogger("monitor.service")
 
 TICK = 5.0                    # seconds between looks for due sources
 DELIVERY_INTERVAL = 30.0      # seconds between passes over pending deliveries
-SOURCE_LEASE = 300.0          # a poll's lease; renewed while it runs
+SOURCE_LEASE = 120.0          # a poll's lease; renewed while it runs
+MAINTENANCE = 10.0            # seconds between lease renewals and dead-lease checks
+PRUNE_EVERY = timedelta(hours=1)
 STOP_GRACE = 8.0              # seconds in-flight work gets after SIGTERM
 
 
@@ -55,6 +59,7 @@ class Service:
         self.metrics = Metrics()
         self.inflight: set[asyncio.Task] = set()
         self.polling: set[str] = set()
+        self.last_prune = datetime.min.replace(tzinfo=timezone.utc)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -96,8 +101,8 @@ class Service:
         scheduler.add_job(self._spawn, IntervalTrigger(seconds=DELIVERY_INTERVAL),
                           args=[self._deliver], id="deliver", next_run_time=now,
                           max_instances=1, coalesce=True)
-        scheduler.add_job(self._spawn, IntervalTrigger(seconds=SOURCE_LEASE / 3),
-                          args=[self._renew], id="renew", max_instances=1, coalesce=True)
+        scheduler.add_job(self._spawn, IntervalTrigger(seconds=MAINTENANCE),
+                          args=[self._maintain], id="maintain", max_instances=1, coalesce=True)
         for n in self.config.notifiers:
             if n.mode == "digest":
                 scheduler.add_job(self._spawn,
@@ -189,5 +194,14 @@ class Service:
         log.info("digest %s: %d alerts sent, %d failed", name, stats.delivered, stats.failed,
                  extra={"notifier": name, "event": "digest"})
 
-    async def _renew(self) -> None:
-        self.store.renew_leases(self.owner, self.now(), SOURCE_LEASE)
+    async def _maintain(self) -> None:
+        from monitor.deliver import reclaim_dead_leases
+        from monitor.fingerprint import STORY_WINDOW
+
+        now = self.now()
+        self.store.renew_leases(self.owner, now, SOURCE_LEASE)
+        reclaim_dead_leases(self.store)
+        if now - self.last_prune > PRUNE_EVERY:
+            # Story lookups only look back STORY_WINDOW: older index rows are dead weight.
+            self.store.prune(now - STORY_WINDOW)
+            self.last_prune = now

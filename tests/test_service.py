@@ -19,6 +19,7 @@ from tests.newsroom import RULE_TEXTS, PAIRS, Site, Story, rss20
 from tests.servers import Reply
 from tests.test_check_now import SUMMIT_QUERY, config
 from tests.test_notify_email import free_port
+from tests.pg import pg_database, pg_url  # noqa: F401  (fixtures)
 
 
 def start(project, *args: str) -> subprocess.Popen:
@@ -169,3 +170,52 @@ notify = ["archive"]
     assert len(alerted) - len(set(alerted)) <= 1      # at most the one in flight, repeated
     stored = project.cli("alerts", "list", "--json", "--limit", "100").json()
     assert sorted(a["url"] for a in stored) == sorted(urls)   # recorded once each
+
+
+def test_three_nodes_on_postgresql_one_killed_each_article_alerted_once(project, http_server,
+                                                                         pg_url):
+    wire = Site(http_server, "Asia Wire", "/wire")
+    names = ["summit_en_1.txt", "summit_en_2.txt", "summit_en_3.txt", "summit_ja_1.txt",
+             "abductees_en_1.txt", "summit_ja_2.txt", "abductees_ja_1.txt", "abductees_en_2.txt"]
+    stories = [Story.from_file(f"n{i}", RULE_TEXTS / n, guid=f"n{i}") for i, n in enumerate(names)]
+    feeds = []
+    for i in range(4):          # four sources, two articles each
+        pair = stories[2 * i: 2 * i + 2]
+        urls = [wire.publish(s) for s in pair]
+        for s in pair:
+            path = f"/wire/news/{s.slug}"
+            http_server.route(path, handler=_slowly(http_server._routes[path], 0.5))
+        feeds.append((f"feed{i}", "feed",
+                      wire.feed(f"/rss{i}.xml", rss20(list(zip(pair, urls))), "application/rss+xml")))
+    project.write(config(feeds, rules="""
+[[rules]]
+name = "any"
+query = 'Kim OR Kishida OR 岸田 OR 金正恩 OR abduct* OR 拉致'
+notify = ["archive"]
+""").replace('url = "sqlite:///data/monitor.db"', f'url = "{pg_url}"'))
+
+    nodes = [start(project) for _ in range(3)]
+    try:
+        wait_for(lambda: any(http_server.requests_for(f"/wire/news/{s.slug}") for s in stories),
+                 what="the first article fetch")
+        os.kill(nodes[0].pid, signal.SIGKILL)
+        nodes[0].wait(timeout=10)
+        expected = {wire.url(f"/news/{s.slug}") for s in stories}
+        wait_for(lambda: {a["url"] for a in project.alerts()} >= expected, timeout=90,
+                 what="every article alerted by the surviving nodes")
+        wait_for(lambda: project.cli("alerts", "list", "--pending", "--json").json() == [],
+                 timeout=30, what="no delivery pending")
+    finally:
+        for node in nodes[1:]:
+            node.send_signal(signal.SIGTERM)
+        for node in nodes[1:]:
+            node.wait(timeout=15)
+    assert all(node.returncode == 0 for node in nodes[1:])
+    alerted = [a["url"] for a in project.alerts()]
+    assert len(alerted) - len(set(alerted)) <= 1          # at most the delivery in flight
+    stored = project.cli("alerts", "list", "--json", "--limit", "100").json()
+    assert sorted(a["url"] for a in stored) == sorted(expected)    # one alert per article
+    # Each feed was polled by one node at a time: no feed fetched by two nodes at once
+    # (a feed is fetched again only after its lease expired with its node).
+    for name, _, _ in feeds:
+        assert len(http_server.requests_for(f"/wire/rss{name[-1]}.xml")) <= 2
