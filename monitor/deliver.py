@@ -128,7 +128,8 @@ def _failed(store: Store, row: DeliveryRow, name: str, error: str, permanent: bo
     next_attempt = None if permanent else now + timedelta(seconds=backoff(attempts, retry_after))
     log.warning("delivery of alert %s to %s failed (%s): %s", row.alert_id, name,
                 "permanent" if permanent else f"retry at {next_attempt:%H:%M:%S}",
-                one_line(error, 300))
+                one_line(error, 300),
+                extra={"alert": row.alert_id, "notifier": name, "event": "delivery_failed"})
     store.delivery_failed(row.alert_id, name, error, permanent=permanent,
                           next_attempt=next_attempt)
 

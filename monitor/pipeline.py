@@ -148,7 +148,8 @@ class Pipeline:
         except MonitorError as exc:
             result.status, result.error = "error", one_line(str(exc), 300)
         except Exception as exc:     # a bug must cost this source only, and be visible
-            log.exception("source %s: unexpected error", source.name)
+            log.exception("source %s: unexpected error", source.name,
+                          extra={"source": source.name, "event": "error"})
             result.status = "error"
             result.error = one_line(f"internal error: {type(exc).__name__}: {exc}", 300)
         self._record(source, state, result, started)
@@ -164,7 +165,8 @@ class Pipeline:
         if result.status == "error":
             state.last_error, state.last_error_at = result.error, started
             state.consecutive_failures += 1
-            log.warning("source %s: %s", source.name, result.error)
+            log.warning("source %s: %s", source.name, result.error,
+                        extra={"source": source.name, "event": "source_error"})
         else:
             state.last_success = started
             state.consecutive_failures = 0
@@ -209,7 +211,8 @@ class Pipeline:
                                      followup=record.followup, created_at=now,
                                      record=record.to_dict()),
                             [(name, modes.get(name, False)) for name in channels])
-        log.warning("source %s: %s", source.name, title)
+        log.warning("source %s: %s", source.name, title,
+                    extra={"source": source.name, "event": f"source_{event}"})
 
     # fetching and parsing the source ------------------------------------------
     async def _entries(self, source: SourceConfig, state: SourceState,
@@ -279,7 +282,8 @@ class Pipeline:
         try:
             article, aliases = await self._article(source, entry, keys[0])
         except Exception:
-            log.exception("source %s: entry %s", source.name, keys[0])
+            log.exception("source %s: entry %s", source.name, keys[0],
+                          extra={"source": source.name, "article": keys[0], "event": "error"})
             result.article_errors += 1
             return
         if article is None:
@@ -291,7 +295,8 @@ class Pipeline:
         if self.dry_run and (fp.content_hash in self._dry_seen):
             result.duplicates += 1
             return
-        self._dry_seen.add(fp.content_hash)
+        if self.dry_run:
+            self._dry_seen.add(fp.content_hash)
         with self.store.exclusive(dry_run=self.dry_run) as tx:
             verdict = ingest(tx, article, fp, aliases=aliases, now=now)
             if not self.dry_run:
@@ -299,9 +304,14 @@ class Pipeline:
             if not verdict.is_new:
                 result.duplicates += 1
                 log.info("source %s: %s is a %s duplicate of article %s", source.name,
-                         article.url, verdict.kind, verdict.article_id)
+                         article.url, verdict.kind, verdict.article_id,
+                         extra={"source": source.name, "article": article.url,
+                                "event": "duplicate"})
                 return
             result.new_articles += 1
+            log.info("source %s: new article %s (%d rules match)", source.name, article.url,
+                     len(matches), extra={"source": source.name, "article": article.url,
+                                          "event": "article"})
             if matches and not self._too_old(article, now):
                 for rule, match in matches.items():
                     record = self._alert(tx, rule, match, article, verdict, now)
