@@ -40,7 +40,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import lxml.html
@@ -48,6 +47,7 @@ from lxml import etree
 
 from .errors import ParseError
 from .models import Entry
+from .urls import resolve_http_url
 
 __all__ = ["ParsedFeed", "parse_feed", "html_to_text", "MAX_ENTRIES", "MAX_CHARS",
            "FUTURE_TOLERANCE"]
@@ -266,7 +266,7 @@ def _entry(raw: Any, feed_url: str, now: datetime) -> Entry | None:
     guid = _clip((raw.get("id") or "").strip(), "guid") or None
     link = _entry_link(raw, feed_url)
     if link is None and guid and raw.get("guidislink", True):
-        link = _http_url(guid, feed_url)
+        link = resolve_http_url(guid, feed_url, max_length=MAX_CHARS["url"])
     if link is None and guid is None:
         return None
     content = ""
@@ -308,24 +308,10 @@ def _entry_link(raw: Any, feed_url: str) -> str | None:
     candidates = [ln.get("href") for ln in ordered] + [raw.get("link")]
     for href in candidates:
         if href:
-            resolved = _http_url(href, feed_url)
+            resolved = resolve_http_url(href, feed_url, max_length=MAX_CHARS["url"])
             if resolved:
                 return resolved
     return None
-
-
-def _http_url(href: str, base: str) -> str | None:
-    href = href.strip()
-    if not href or len(href) > MAX_CHARS["url"]:
-        return None
-    try:
-        resolved = urljoin(base, href)
-        parts = urlsplit(resolved)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return resolved
 
 
 def _published(raw: Any, now: datetime) -> datetime | None:

@@ -20,7 +20,6 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urljoin, urlsplit
 from xml.etree.ElementTree import Element, ParseError as XMLParseError
 
 import defusedxml.ElementTree as SafeET
@@ -28,6 +27,7 @@ from defusedxml import DefusedXmlException
 
 from .errors import ParseError
 from .models import Entry
+from .urls import resolve_http_url
 
 __all__ = ["SitemapResult", "parse_sitemap", "MAX_DECOMPRESSED", "MAX_URLS"]
 
@@ -67,7 +67,7 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime | None = None) -> Site
         for node in root:
             if _local(node.tag) != "sitemap":
                 continue
-            loc = _http_url(_child_text(node, "loc"), url)
+            loc = resolve_http_url(_child_text(node, "loc"), url)
             if loc and loc not in seen:
                 seen.add(loc)
                 result.sitemaps.append(loc)
@@ -78,7 +78,7 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime | None = None) -> Site
         for node in root:
             if _local(node.tag) != "url":
                 continue
-            loc = _http_url(_child_text(node, "loc"), url)
+            loc = resolve_http_url(_child_text(node, "loc"), url)
             if not loc or loc in seen:
                 continue
             seen.add(loc)
@@ -119,19 +119,6 @@ def _child_text(node: Element | None, name: str) -> str:
         if _local(child.tag) == name:
             return " ".join((child.text or "").split())
     return ""
-
-
-def _http_url(loc: str, base: str) -> str | None:
-    if not loc or len(loc) > 4096:
-        return None
-    try:
-        resolved = urljoin(base, loc)
-        parts = urlsplit(resolved)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return resolved
 
 
 def _parse_date(value: str, now: datetime) -> datetime | None:

@@ -163,3 +163,21 @@ def _is_tracking(name: str) -> bool:
 def _clean_query(query: str) -> str:
     kept = [p for p in query.split("&") if p and not _is_tracking(p.split("=", 1)[0])]
     return "&".join(_normalize_escapes(p, _QUERY_SAFE) for p in kept)
+
+
+def resolve_http_url(href: str | None, base: str, *, max_length: int = 4096) -> str | None:
+    """``href`` resolved against ``base`` if it is an http(s) URL with a host; else None.
+
+    Not canonicalised: the address as the publisher gave it."""
+    href = (href or "").strip()
+    if not href or len(href) > max_length:
+        return None
+    try:
+        resolved = urljoin(base, href)
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return resolved
+

@@ -78,3 +78,17 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+def make_alert(**changes):
+    """An alert record for notifier tests; keyword arguments override its fields."""
+    from monitor.models import AlertRecord
+
+    values = dict(alert_id="a1", rule="kishida-kim", story_id="s1", followup=False,
+                  url="https://news.example/2024/05/summit?id=1&lang=en",
+                  title="Kishida seeks summit with Kim Jong Un", source="Wire",
+                  published="2024-05-01T09:30:00+09:00",
+                  matched=["Kishida", "Kim Jong Un", "summit"],
+                  snippet="Prime Minister Kishida said a summit with Kim Jong-un was possible.")
+    values.update(changes)
+    return AlertRecord(**values)

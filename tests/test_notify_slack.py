@@ -11,6 +11,7 @@ import pytest
 from monitor.errors import ConfigError, DeliveryError
 from monitor.fetch import Fetcher, FetchPolicy
 from monitor.models import AlertRecord
+from tests.conftest import make_alert
 from monitor.notifiers.slack import SlackNotifier
 from tests.fake_slack import TOKEN, FakeSlack
 
@@ -18,14 +19,7 @@ HOSTILE_TITLE = "<!channel> <@U1> <https://evil.example|x> & co"
 
 
 def alert(**changes) -> AlertRecord:
-    values = dict(alert_id="a1", rule="kishida-kim", story_id="s1", followup=False,
-                  url="https://news.example/2024/05/summit?id=1&lang=en",
-                  title="Kishida seeks summit with Kim Jong Un", source="Wire",
-                  published="2024-05-01T09:30:00+09:00",
-                  matched=["Kishida", "Kim Jong Un", "summit"],
-                  snippet="Prime Minister Kishida said a summit with Kim Jong-un was possible.")
-    values.update(changes)
-    return AlertRecord(**values)
+    return make_alert(**changes)
 
 
 def run(options: dict, scenario):

@@ -16,18 +16,16 @@ import pytest
 from monitor.errors import ConfigError, DeliveryError
 from monitor.fetch import Fetcher, FetchPolicy
 from monitor.models import AlertRecord
+from tests.conftest import make_alert
 from monitor.notifiers.webhook import WebhookNotifier
 
 SECRET = "whsec-do-not-leak-42"
 
 
 def alert(**changes) -> AlertRecord:
-    values = dict(alert_id="a1", rule="kishida-kim", story_id="s1", followup=False,
-                  url="https://news.example/summit", title="岸田首相、日朝首脳会談に意欲 & more",
-                  source="Wire", published="2024-05-01T09:30:00+09:00",
+    values = dict(url="https://news.example/summit", title="岸田首相、日朝首脳会談に意欲 & more",
                   matched=["Kishida", "summit"], snippet="Kishida wants a summit.")
-    values.update(changes)
-    return AlertRecord(**values)
+    return make_alert(**{**values, **changes})
 
 
 class Receiver:
