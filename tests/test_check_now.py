@@ -372,3 +372,25 @@ def test_robots_txt_is_honoured_for_article_pages(project, wire, http_server):
     assert http_server.requests_for("/wire/news/kishida-summit") == []
     [alert] = project.alerts()                # from the feed's own text
     assert alert["title"] == summit.title
+
+
+def test_page_canonical_link_names_the_article(project, wire, http_server):
+    summit = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    canonical = wire.url("/news/kishida-summit")
+    # The feed links to an AMP copy whose <link rel="canonical"> names the article.
+    amp = Story(summit.slug + "-amp", summit.title, summit.body, published=summit.published)
+    amp_url = wire.publish(amp, canonical=canonical + "?utm_source=amp")
+    wire.feed("/rss.xml", rss20([(summit, amp_url)]), "application/rss+xml")
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
+    assert project.cli("check-now").code == 0
+    assert [a["url"] for a in project.alerts()] == [canonical]
+
+    # The article itself turning up later under its canonical URL is no news.
+    wire.publish(summit, canonical=canonical)
+    wire.feed("/other.xml", rss20([(Story(summit.slug, summit.title, summit.body, guid="x"),
+                                    canonical)]), "application/rss+xml")
+    project.write(config([("wire", "feed", wire.url("/rss.xml")),
+                          ("other", "feed", wire.url("/other.xml"))]))
+    result = project.cli("check-now", "--json")
+    assert result.json()["alerts"] == 0
+    assert http_server.requests_for("/wire/news/kishida-summit") == []
