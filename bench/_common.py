@@ -28,12 +28,8 @@ if str(ROOT) not in sys.path:
 
 def bench_data() -> Path | None:
     env = os.environ.get("BENCH_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(ROOT.parent / "shared" / "bench-data")
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
+    path = Path(env) if env else ROOT.parent / "shared" / "bench-data"
+    return path if path.is_dir() else None   # BENCH_DATA=/nonexistent forces generated data
 
 
 def machine() -> dict:

@@ -19,12 +19,12 @@ from typing import Callable
 
 from monitor import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
-from monitor.dedup import Verdict, fingerprints, ingest
+from monitor.dedup import Fingerprints, Verdict, fingerprints, ingest
 from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_article
 from monitor.fetch import Fetcher
 from monitor.models import AlertRecord, Article, Entry
-from monitor.query import Document, MatchResult, RuleSet, compile_query
+from monitor.query import Document, RuleSet, compile_query
 from monitor.textsafe import one_line
 from monitor.polling import PollOutcome, PollPolicy, next_poll
 from monitor.robots import RobotsCache
@@ -96,12 +96,33 @@ class RunSummary:
                 "failed_deliveries": self.failed_deliveries}
 
 
-def compile_rules(config: Config) -> dict[str, RuleSet]:
-    """One RuleSet per source, holding the rules that apply to it."""
-    queries = {r.name: compile_query(r.query, rule=r.name) for r in config.rules}
-    return {s.name: RuleSet({r.name: queries[r.name] for r in config.rules
-                             if not r.sources or s.name in r.sources})
+def rule_queries(config: Config) -> dict[str, tuple[tuple[str, str], ...]]:
+    """For each source, the (name, query) of the rules that apply to it."""
+    return {s.name: tuple((r.name, r.query) for r in config.rules
+                          if not r.sources or s.name in r.sources)
             for s in config.sources}
+
+
+@dataclass
+class Analysis:
+    fingerprints: Fingerprints
+    matches: dict[str, tuple[list[str], str]]     # rule -> (matched terms, snippet)
+
+
+_RULESETS: dict[tuple, RuleSet] = {}
+
+
+def analyse(article: Article, rules: tuple[tuple[str, str], ...]) -> Analysis:
+    """Fingerprints and rule matches of one article: the CPU-heavy part, run in a
+    worker. Rules travel as text and are compiled once per worker process."""
+    ruleset = _RULESETS.get(rules)
+    if ruleset is None:
+        ruleset = _RULESETS[rules] = RuleSet(
+            {name: compile_query(query, rule=name) for name, query in rules})
+    matches = ruleset.match(Document.build(title=article.title, text=article.text,
+                                           source=article.source, url=article.url))
+    return Analysis(fingerprints(article),
+                    {rule: (m.terms, m.snippet()) for rule, m in matches.items()})
 
 
 def alert_channels(config: Config, rule_name: str) -> list[tuple[str, bool]]:
@@ -125,7 +146,7 @@ class Pipeline:
         self.fetcher = fetcher
         self.dry_run = dry_run
         self.now = now or (lambda: datetime.now(timezone.utc))
-        self.rules = compile_rules(config)
+        self.rule_queries = rule_queries(config)
         self.on_progress = on_progress or (lambda source, message: None)
         self.previews: list[dict] = []
         # In a dry run nothing is stored, so copies within the pass are caught here.
@@ -288,44 +309,51 @@ class Pipeline:
             return
         if article is None:
             return
-        fp = await self.workers.run(fingerprints, article)
-        matches = self.rules[source.name].match(Document.build(
-            title=article.title, text=article.text, source=source.name, url=article.url))
-        now = self.now()
-        if self.dry_run and (fp.content_hash in self._dry_seen):
-            result.duplicates += 1
-            return
+        analysis = await self.workers.run(analyse, article, self.rule_queries[source.name])
         if self.dry_run:
-            self._dry_seen.add(fp.content_hash)
+            if analysis.fingerprints.content_hash in self._dry_seen:
+                result.duplicates += 1
+                return
+            self._dry_seen.add(analysis.fingerprints.content_hash)
+        # The store may wait on another process's lock: never on the event loop.
+        outcome = await asyncio.to_thread(self._record_article, source, article, aliases, keys,
+                                          analysis, self.now())
+        verdict, records = outcome
+        if not verdict.is_new:
+            result.duplicates += 1
+            log.info("source %s: %s is a %s duplicate of article %s", source.name,
+                     article.url, verdict.kind, verdict.article_id,
+                     extra={"source": source.name, "article": article.url, "event": "duplicate"})
+            return
+        result.new_articles += 1
+        result.alerts += len(records)
+        if self.dry_run:
+            self.previews += [r.to_dict() for r in records]
+        log.info("source %s: new article %s (%d alerts)", source.name, article.url, len(records),
+                 extra={"source": source.name, "article": article.url, "event": "article"})
+
+    def _record_article(self, source: SourceConfig, article: Article, aliases: list[str],
+                        keys: list[str], analysis: "Analysis",
+                        now: datetime) -> tuple[Verdict, list[AlertRecord]]:
+        """Dedup, store, and record the alerts of one article, in one transaction."""
+        records: list[AlertRecord] = []
         with self.store.exclusive(dry_run=self.dry_run) as tx:
-            verdict = ingest(tx, article, fp, aliases=aliases, now=now)
+            verdict = ingest(tx, article, analysis.fingerprints, aliases=aliases, now=now)
             if not self.dry_run:
                 tx.mark_seen(source.name, keys, verdict.article_id)
-            if not verdict.is_new:
-                result.duplicates += 1
-                log.info("source %s: %s is a %s duplicate of article %s", source.name,
-                         article.url, verdict.kind, verdict.article_id,
-                         extra={"source": source.name, "article": article.url,
-                                "event": "duplicate"})
-                return
-            result.new_articles += 1
-            log.info("source %s: new article %s (%d rules match)", source.name, article.url,
-                     len(matches), extra={"source": source.name, "article": article.url,
-                                          "event": "article"})
-            if matches and not self._too_old(article, now):
-                for rule, match in matches.items():
-                    record = self._alert(tx, rule, match, article, verdict, now)
+            if verdict.is_new and not self._too_old(article, now):
+                for rule, (terms, snippet) in analysis.matches.items():
+                    record = self._alert(tx, rule, terms, snippet, article, verdict, now)
                     if record is not None:
-                        result.alerts += 1
-                        if self.dry_run:
-                            self.previews.append(record.to_dict())
+                        records.append(record)
+        return verdict, records
 
     def _too_old(self, article: Article, now: datetime) -> bool:
         return (article.published is not None and
                 now - article.published > timedelta(seconds=self.config.monitor.max_age))
 
-    def _alert(self, tx, rule: str, match: MatchResult, article: Article, verdict: Verdict,
-               now: datetime) -> AlertRecord | None:
+    def _alert(self, tx, rule: str, terms: list[str], snippet: str, article: Article,
+               verdict: Verdict, now: datetime) -> AlertRecord | None:
         story_id = verdict.story_id or str(verdict.article_id)
         record = AlertRecord(
             alert_id=uuid.uuid4().hex, rule=rule, story_id=story_id,
@@ -335,7 +363,7 @@ class Pipeline:
             url=article.url if article.url.startswith("http") else self.config.source(article.source).url,
             title=article.title, source=article.source,
             published=article.published.isoformat() if article.published else None,
-            matched=match.terms, snippet=match.snippet())
+            matched=terms, snippet=snippet)
         inserted = tx.insert_alert(
             AlertRow(alert_id=record.alert_id, rule=rule, article_id=verdict.article_id,
                      story_id=story_id, followup=record.followup, created_at=now,

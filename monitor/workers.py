@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 log = logging.getLogger("monitor.workers")
 
-PRELOAD = ["monitor.extract", "monitor.feeds", "monitor.dedup"]
+PRELOAD = ["monitor.pipeline"]   # imports the parsers, the extractor, dedup and rules
 
 
 class Workers:
