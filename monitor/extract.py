@@ -28,6 +28,7 @@ times more (0.966; balanced alone 0.958, favor_recall 0.956).
 from __future__ import annotations
 
 import codecs
+import copy
 import json
 import logging
 import re
@@ -49,8 +50,12 @@ MAX_HTML_CHARS = 5_000_000       # beyond this the page is cut (a news page is f
 FUTURE_TOLERANCE = timedelta(days=1)
 
 # Measured on a labelled set of 181 news pages (word-4-gram F1, see the report).
+# Metadata comes from the page's head (_PageMeta: meta tags, JSON-LD), read once:
+# trafilatura's own metadata pass cost 40 % more per page (64.5 -> 46.8 ms on the
+# 181 bench pages, same F1). Its date finder (htmldate) runs only when the head
+# gives no date; bylines found only in the body are not looked for.
 _TRAFILATURA_OPTIONS = dict(
-    with_metadata=True, include_comments=False, include_tables=True,
+    with_metadata=False, include_comments=False, include_tables=True,
     include_images=False, include_links=False, deduplicate=False,
     favor_precision=True,
 )
@@ -103,7 +108,7 @@ def extract_article(html: bytes | str, *, url: str, charset: str | None = None,
 
     site_name = meta.site_name or _clean(getattr(doc, "sitename", None) or "")
     title = _choose_title(meta, _clean(getattr(doc, "title", None) or ""), site_name, url)
-    published = meta.published or _date_only(getattr(doc, "date", None))
+    published = meta.published or _find_date(tree, url)
     now = now or datetime.now(timezone.utc)
     if published is not None and published > now + FUTURE_TOLERANCE:
         published = None
@@ -111,6 +116,17 @@ def extract_article(html: bytes | str, *, url: str, charset: str | None = None,
     language = meta.language or _guess_language(text)
     return Extracted(title=title, text=text, author=author[:300], published=published,
                      site_name=site_name, canonical_url=meta.canonical_url, language=language)
+
+
+def _find_date(tree: lxml.html.HtmlElement, url: str) -> datetime | None:
+    """The publication date from the page body, for pages whose head has none."""
+    try:
+        from htmldate import find_date
+
+        return _date_only(find_date(copy.deepcopy(tree), url=url, original_date=True,
+                                    extensive_search=False))
+    except Exception:
+        return None
 
 
 def _main_text(markup: str, url: str, options: dict) -> tuple[object | None, str]:
