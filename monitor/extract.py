@@ -38,6 +38,7 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 import trafilatura
+from trafilatura.utils import load_html
 from lxml import etree
 
 from .urls import canonicalize
@@ -91,16 +92,20 @@ def extract_article(html: bytes | str, *, url: str, charset: str | None = None,
     if not markup.strip():
         return None
     try:
-        tree = lxml.html.fromstring(markup)
-    except (etree.ParserError, ValueError):
+        # Parsed once, by trafilatura's own loader (its parser settings and repairs);
+        # the head is read from this tree, and trafilatura works on copies of it.
+        tree = load_html(markup)
+    except (etree.ParserError, ValueError, TypeError):
+        return None
+    if tree is None:
         return None
     meta = _PageMeta(tree, url)
 
-    doc, text = _main_text(markup, url, _TRAFILATURA_OPTIONS)
+    doc, text = _main_text(tree, url, _TRAFILATURA_OPTIONS)
     if len(text) < _SHORT_TEXT_CHARS:
         # precision mode sometimes keeps only a reprint notice or a teaser: when the
         # balanced mode finds several times more, it found the article
-        doc2, text2 = _main_text(markup, url, _FALLBACK_OPTIONS)
+        doc2, text2 = _main_text(tree, url, _FALLBACK_OPTIONS)
         if len(text) < MIN_TEXT_CHARS or len(text) * 5 < len(text2):
             doc, text = doc2, text2
     if doc is None or len(text) < MIN_TEXT_CHARS:
@@ -129,7 +134,7 @@ def _find_date(tree: lxml.html.HtmlElement, url: str) -> datetime | None:
         return None
 
 
-def _main_text(markup: str, url: str, options: dict) -> tuple[object | None, str]:
+def _main_text(markup: lxml.html.HtmlElement, url: str, options: dict) -> tuple[object | None, str]:
     try:
         doc = trafilatura.bare_extraction(markup, url=url, **options)
     except Exception:  # trafilatura on hostile markup: treat as "nothing usable"
