@@ -34,8 +34,9 @@ class Fingerprints:
     story_band_keys: list[int]
 
     @classmethod
-    def of(cls, article: Article) -> "Fingerprints":
-        norm = normalise(article.text or article.title)
+    def of(cls, article: Article, normalised: str | None = None) -> "Fingerprints":
+        """``normalised``: the normalised text, when the caller has it already."""
+        norm = normalised if normalised is not None else normalise(article.text or article.title)
         sig = fingerprint.signature(norm) if norm else None
         story = fingerprint.story_signature(article.title, article.text)
         return cls(
@@ -45,11 +46,6 @@ class Fingerprints:
             story_signature=story,
             story_band_keys=fingerprint.story_band_keys(story) if story is not None else [],
         )
-
-
-def fingerprints(article: Article) -> Fingerprints:
-    """Module-level, so that a worker process can run it."""
-    return Fingerprints.of(article)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Callable
 
 from monitor import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
-from monitor.dedup import Fingerprints, Verdict, fingerprints, ingest
+from monitor.dedup import Fingerprints, Verdict, ingest
 from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_article
 from monitor.fetch import Fetcher
@@ -119,9 +119,13 @@ def analyse(article: Article, rules: tuple[tuple[str, str], ...]) -> Analysis:
     if ruleset is None:
         ruleset = _RULESETS[rules] = RuleSet(
             {name: compile_query(query, rule=name) for name, query in rules})
-    matches = ruleset.match(Document.build(title=article.title, text=article.text,
-                                           source=article.source, url=article.url))
-    return Analysis(fingerprints(article),
+    doc = Document.build(title=article.title, text=article.text, source=article.source,
+                         url=article.url)
+    matches = ruleset.match(doc)
+    # The text is tokenised once: its normalised form comes from the same tokens.
+    field = "text" if article.text else "title"
+    normalised = " ".join(doc.fields[field].norms)
+    return Analysis(Fingerprints.of(article, normalised),
                     {rule: (m.terms, m.snippet()) for rule, m in matches.items()})
 
 
