@@ -30,21 +30,30 @@ class Workers:
         self.start_after = start_after
         self._jobs = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._starting = asyncio.Lock()
 
-    def _ensure_pool(self) -> ProcessPoolExecutor | None:
-        if self.processes <= 1:
-            return None
-        if self._pool is None and self._jobs >= self.start_after:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
-            self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
-                                             initializer=_die_with_parent)
+    def _start_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
+                                   initializer=_die_with_parent)
+        # The first job starts the fork server, which imports the heavy modules
+        # (about a second): done here, in a thread, the event loop never waits on it.
+        pool.submit(_call, int, (), {}).result()
+        return pool
+
+    async def _ensure_pool(self) -> ProcessPoolExecutor | None:
+        if self.processes <= 1 or self._jobs < self.start_after:
+            return self._pool
+        async with self._starting:
+            if self._pool is None:
+                self._pool = await asyncio.to_thread(self._start_pool)
         return self._pool
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in a worker; ``fn`` must be a module-level function."""
         self._jobs += 1
-        pool = self._ensure_pool()
+        pool = await self._ensure_pool()
         if pool is None:
             return await asyncio.to_thread(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
