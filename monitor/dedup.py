@@ -23,6 +23,13 @@ from monitor.textnorm import normalise
 from storage.base import NewArticle, Transaction
 
 
+# Shorter texts (a headline and a one-line feed summary) share too few shingles
+# for a similarity to mean anything: two different items from one template
+# ("Local news item 1", "... item 2") would look like copies. Below this they are
+# recognised by URL and exact text only, never suppressed as near-duplicates.
+NEAR_DUPLICATE_MIN_WORDS = 40
+
+
 @dataclass
 class Fingerprints:
     """Computed once per article, outside the transaction (pure CPU work)."""
@@ -32,6 +39,7 @@ class Fingerprints:
     band_keys: list[int]
     story_signature: fingerprint.Signature | None
     story_band_keys: list[int]
+    words: int = 0
 
     @classmethod
     def of(cls, article: Article, normalised: str | None = None) -> "Fingerprints":
@@ -40,6 +48,7 @@ class Fingerprints:
         sig = fingerprint.signature(norm) if norm else None
         story = fingerprint.story_signature(article.title, article.text)
         return cls(
+            words=norm.count(" ") + 1 if norm else 0,
             content_hash=fingerprint.content_hash(norm),
             signature=sig,
             band_keys=fingerprint.band_keys(sig) if sig is not None else [],
@@ -71,7 +80,7 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
     original = tx.article_id_by_hash(fp.content_hash)
     if original is not None:
         kind, similarity = "exact", 1.0
-    elif fp.signature is not None:
+    elif fp.signature is not None and fp.words >= NEAR_DUPLICATE_MIN_WORDS:
         best = None
         for candidate_id, blob in tx.band_candidates(fp.band_keys):
             sim = fingerprint.similarity(fp.signature, fingerprint.signature_from_bytes(blob))

@@ -38,6 +38,8 @@ log = logging.getLogger("monitor.pipeline")
 MAX_CHILD_SITEMAPS = 3
 # New entries taken from one source in one pass (the rest wait for the next pass).
 MAX_NEW_ENTRIES = 200
+# An article's text is cut here: a news article is far shorter, a hostile page not.
+MAX_TEXT_CHARS = 200_000
 
 
 @dataclass
@@ -406,7 +408,7 @@ class Pipeline:
                 url = canonical
         title = (extracted.title if extracted and extracted.title else entry.title).strip()
         text = (extracted.text if extracted and extracted.text else
-                entry.content or entry.summary or "").strip()
+                entry.content or entry.summary or "").strip()[:MAX_TEXT_CHARS]
         if not title and not text:
             return None, aliases
         if not title:

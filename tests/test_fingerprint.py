@@ -253,3 +253,24 @@ def test_signature_is_the_same_in_another_process():
     mine = (fp.signature_to_bytes(sig).hex(),
             f"{fp.band_keys(sig)} {fp.signature_to_bytes(fp.story_signature(title, body)).hex()}\n")
     assert runs == {mine}
+
+
+def test_short_feed_items_from_one_template_are_not_taken_for_copies(tmp_path):
+    """Headline-and-summary items differ in a word or two; each must stay an article."""
+    from datetime import datetime, timezone
+
+    from monitor.dedup import Fingerprints, ingest
+    from monitor.models import Article
+    from storage import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    now = datetime.now(timezone.utc)
+    verdicts = []
+    for i, place in enumerate(["Osaka", "Kobe", "Nagoya", "Sendai"]):
+        article = Article(url=f"https://example.org/local/{i}", title=f"Local news from {place}",
+                          text=f"Local news from {place}: the city council met on Tuesday "
+                               f"and discussed the budget for next year.", source="wire")
+        with store.exclusive() as tx:
+            verdicts.append(ingest(tx, article, Fingerprints.of(article), aliases=[], now=now).kind)
+    store.close()
+    assert verdicts == ["new"] * 4
