@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from monitor.service import Service
 
 log = logging.getLogger("monitor.metrics")
+
+LAG_WINDOW = 60.0          # seconds over which the event-loop lag gauge takes its maximum
+LAG_PROBE = 0.5            # how often the probe asks to wake
+
+
+async def probe_loop_lag(metrics: "Metrics", stop: asyncio.Event) -> None:
+    """Wake every LAG_PROBE seconds and record how late: the time the loop was busy."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        asked = loop.time()
+        await asyncio.sleep(LAG_PROBE)
+        metrics.loop_lag(max(0.0, loop.time() - asked - LAG_PROBE))
 
 
 class Metrics:
@@ -36,6 +48,16 @@ class Metrics:
         self.last_cycle_at: float | None = None
         self.last_cycle_ok: bool | None = None
         self.last_cycle_seconds: float | None = None
+        self.lags: deque[tuple[float, float]] = deque()     # (when, seconds late)
+
+    def loop_lag(self, seconds: float) -> None:
+        now = time.monotonic()
+        self.lags.append((now, seconds))
+        while self.lags and self.lags[0][0] < now - LAG_WINDOW:
+            self.lags.popleft()
+
+    def max_lag(self) -> float:
+        return max((lag for _, lag in self.lags), default=0.0)
 
     def polled(self, result) -> None:
         self.polls[(result.name, result.status)] += 1
@@ -98,6 +120,9 @@ class Metrics:
                 for s in service.config.sources])
         metric("monitor_last_cycle_success", "gauge", "1 if the last polling cycle succeeded.",
                [({}, 1 if self.last_cycle_ok is not False else 0)])
+        metric("monitor_event_loop_lag_seconds", "gauge",
+               f"The longest the event loop was busy in the last {LAG_WINDOW:.0f} s.",
+               [({}, round(self.max_lag(), 4))])
         metric("monitor_uptime_seconds", "gauge", "Seconds since the daemon started.",
                [({}, round(time.time() - self.started, 1))])
         return "\n".join(lines) + "\n"

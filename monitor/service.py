@@ -72,6 +72,7 @@ class Service:
         from monitor.cli import _fetch_policy, build_notifiers
         from monitor.deliver import reclaim_dead_leases
         from monitor.fetch import Fetcher
+        from monitor.metrics import probe_loop_lag
         from monitor.pipeline import Pipeline
         from monitor.workers import Workers
         from storage import open_store
@@ -110,6 +111,7 @@ class Service:
                                   args=[self._digest, n.name], id=f"digest:{n.name}",
                                   max_instances=1, coalesce=True, misfire_grace_time=3600)
         scheduler.start()
+        lag_probe = asyncio.create_task(probe_loop_lag(self.metrics, self.stopping))
         log.info("started: %d sources, %d rules, owner %s", len(self.config.sources),
                  len(self.config.rules), self.owner, extra={"event": "start"})
 
@@ -117,6 +119,7 @@ class Service:
 
         log.info("stopping: %d tasks in flight", len(self.inflight), extra={"event": "stop"})
         scheduler.shutdown(wait=False)
+        lag_probe.cancel()
         if self.inflight:
             _, pending = await asyncio.wait(self.inflight, timeout=STOP_GRACE)
             for task in pending:

@@ -73,6 +73,7 @@ def test_run_polls_alerts_serves_health_and_stops_cleanly(project, http_server, 
         assert 'monitor_polls_total{source="wire",status="ok"}' in metrics
         assert 'monitor_alerts_total{source="wire"} 1' in metrics
         assert "monitor_delivery_lag_seconds" in metrics
+        assert "monitor_event_loop_lag_seconds" in metrics
         assert 'monitor_source_last_success_timestamp_seconds{source="wire"}' in metrics
     finally:
         stopped_at = time.monotonic()
