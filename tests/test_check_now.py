@@ -394,3 +394,33 @@ def test_page_canonical_link_names_the_article(project, wire, http_server):
     result = project.cli("check-now", "--json")
     assert result.json()["alerts"] == 0
     assert http_server.requests_for("/wire/news/kishida-summit") == []
+
+
+def test_news_sitemap_source_and_sitemap_index(project, wire, http_server):
+    summit = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    missile = Story.from_file("missile", PAIRS / "en_missile.txt")
+    urls = [wire.publish(summit), wire.publish(missile)]
+    news = f"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+        xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+  <url><loc>{urls[0]}</loc><news:news><news:publication><news:name>Asia Wire</news:name>
+    <news:language>en</news:language></news:publication>
+    <news:publication_date>{summit.published.isoformat()}</news:publication_date>
+    <news:title>{summit.title}</news:title></news:news></url>
+  <url><loc>{urls[1]}</loc><lastmod>{missile.published.isoformat()}</lastmod></url>
+</urlset>"""
+    http_server.route("/wire/news-sitemap.xml", news.encode(),
+                      headers={"Content-Type": "application/xml"})
+    index = f"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <sitemap><loc>{wire.url("/news-sitemap.xml")}</loc></sitemap>
+</sitemapindex>"""
+    http_server.route("/wire/sitemap.xml", index.encode(), headers={"Content-Type": "application/xml"})
+    project.write(config([("wire-sitemap", "sitemap", wire.url("/sitemap.xml"))]))
+
+    result = project.cli("check-now", "--json")
+
+    assert result.code == 0, result.err
+    assert result.json()["sources"][0]["entries"] == 2
+    assert result.json()["new_articles"] == 2
+    assert [a["title"] for a in project.alerts()] == [summit.title]
