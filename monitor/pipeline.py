@@ -25,6 +25,7 @@ from monitor.extract import extract_article
 from monitor.fetch import Fetcher
 from monitor.models import AlertRecord, Article, Entry
 from monitor.query import Document, RuleSet, compile_query
+from monitor.textnorm import normalise, tokenize
 from monitor.textsafe import one_line
 from monitor.polling import PollOutcome, PollPolicy, next_poll
 from monitor.robots import RobotsCache
@@ -389,6 +390,7 @@ class Pipeline:
         """The article behind an entry: its page's text, else the feed's own."""
         aliases: list[str] = []
         extracted = None
+        first_url = url
         if (source.fetch_articles and url.startswith("http")
                 and await self._robots_allow(url, source.name)):
             try:
@@ -401,6 +403,13 @@ class Pipeline:
             except (FetchError, ParseError) as exc:
                 log.info("source %s: article %s not fetched (%s); using the feed's text",
                          source.name, url, exc)
+        if extracted is not None and not _same_article(entry.title, extracted):
+            # A consent wall, a paywall teaser, a redirect to a home page: the page is
+            # not the entry's article, so its text, headline and links are not used.
+            log.info("source %s: the page at %s is not the entry's article (%r); using the "
+                     "feed's text", source.name, url, one_line(extracted.title, 80),
+                     extra={"source": source.name, "article": url, "event": "not_the_article"})
+            extracted, url, aliases = None, first_url, []
         if extracted is not None and extracted.canonical_url:
             canonical = _canonical(extracted.canonical_url)
             if canonical and canonical != url:
@@ -443,6 +452,19 @@ def parse_source(kind: str, body: bytes, *, url: str, content_type: str | None,
                                                  charset=charset))
     parsed = sitemaps.parse_sitemap(body, url=url)
     return ParsedSource(parsed.entries, children=parsed.sitemaps)
+
+
+def _same_article(entry_title: str, extracted) -> bool:
+    """Is the extracted page the article the entry announces? Most of the words of
+    the entry's headline must appear in the page's headline or the start of its text
+    (a headline rewritten by an editor still shares most of its words with the lede)."""
+    words = {t.norm for t in tokenize(entry_title) if t.cjk or len(t.norm) > 2}
+    if len(words) < 3:
+        return True                      # too little to judge: trust the page
+    page = normalise(f"{extracted.title} {extracted.text[:3000]}")
+    page_words = set(page.split())
+    found = sum(1 for w in words if (w in page if len(w) > 1 and not w.isascii() else w in page_words))
+    return found >= 0.5 * len(words)
 
 
 def _canonical(url: str) -> str | None:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.newsroom import PAIRS, RULE_TEXTS, Site, Story, atom, rdf, rss20
+from tests.newsroom import PAIRS, RULE_TEXTS, Site, Story, article_page, atom, rdf, rss20
 
 SUMMIT_QUERY = ('(Kishida OR 岸田 OR "prime minister") AND ("Kim Jong Un" OR Kim OR 金正恩 '
                 'OR Pyongyang) AND (summit OR 首脳会談 OR talks)')
@@ -424,3 +424,25 @@ def test_news_sitemap_source_and_sitemap_index(project, wire, http_server):
     assert result.json()["sources"][0]["entries"] == 2
     assert result.json()["new_articles"] == 2
     assert [a["title"] for a in project.alerts()] == [summit.title]
+
+
+def test_a_page_that_is_not_the_article_gives_way_to_the_feed(project, wire, http_server):
+    """A consent wall (or a redirect to a home page) is not the article: the entry's
+    own headline and summary stand in, and the rule still fires on them."""
+    story = Story("consent", "Kishida says he wants a summit with Kim Jong Un soon - Asia Wire",
+                  "", summary="Japan's prime minister Fumio Kishida said on Monday he wants an "
+                              "early summit with North Korean leader Kim Jong Un.")
+    wall = Story("wall", "Before you continue", "We use cookies and data to deliver and "
+                 "maintain our services, measure audience engagement and improve quality. "
+                 "If you choose to accept all, we will also use cookies for personalised "
+                 "content and ads. Select more options to see additional information.")
+    http_server.route("/wire/news/consent", article_page(wall, site="Portal").encode(),
+                      headers={"Content-Type": "text/html; charset=utf-8"})
+    wire.feed("/rss.xml", rss20([(story, wire.url("/news/consent"))]), "application/rss+xml")
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
+
+    assert project.cli("check-now").code == 0
+
+    [alert] = project.alerts()
+    assert alert["title"] == story.title
+    assert "Kishida" in alert["snippet"]
