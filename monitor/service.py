@@ -154,7 +154,13 @@ class Service:
 
     async def _tick(self) -> None:
         names = [s.name for s in self.config.sources if s.name not in self.polling]
-        due = self.store.claim_due_sources(self.owner, self.now(), SOURCE_LEASE, names)
+        try:
+            due = await asyncio.to_thread(self.store.claim_due_sources, self.owner, self.now(),
+                                          SOURCE_LEASE, names)
+        except Exception:
+            # The store is down: /healthz says so until a cycle succeeds again.
+            self.metrics.cycle(ok=False, seconds=0.0)
+            raise
         started = time.monotonic()
         results = await asyncio.gather(*(self._poll(self.config.source(n)) for n in due))
         if due:
