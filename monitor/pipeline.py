@@ -24,11 +24,11 @@ from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_article
 from monitor.fetch import Fetcher
 from monitor.models import AlertRecord, Article, Entry
+from monitor.polling import PollOutcome, PollPolicy, next_poll
 from monitor.query import Document, RuleSet, compile_query
+from monitor.robots import RobotsCache
 from monitor.textnorm import normalise, tokenize
 from monitor.textsafe import one_line
-from monitor.polling import PollOutcome, PollPolicy, next_poll
-from monitor.robots import RobotsCache
 from monitor.urls import canonicalize
 from monitor.workers import Workers
 from storage.base import AlertRow, SourceState, Store
@@ -126,18 +126,22 @@ def analyse(article: Article, rules: tuple[tuple[str, str], ...]) -> Analysis:
                          url=article.url)
     matches = ruleset.match(doc)
     # The text is tokenised once: its normalised form comes from the same tokens.
-    field = "text" if article.text else "title"
-    normalised = " ".join(doc.fields[field].norms)
+    fingerprinted = "text" if article.text else "title"
+    normalised = " ".join(doc.fields[fingerprinted].norms)
     return Analysis(Fingerprints.of(article, normalised),
                     {rule: (m.terms, m.snippet()) for rule, m in matches.items()})
 
 
-def alert_channels(config: Config, rule_name: str) -> list[tuple[str, bool]]:
-    """(notifier, is_digest) for each channel of a rule; console when it names none."""
-    rule = next(r for r in config.rules if r.name == rule_name)
-    names = rule.notify or ("console",)
+def channels(config: Config, names) -> list[tuple[str, bool]]:
+    """(notifier, is_digest) for each named channel."""
     modes = {n.name: n.mode == "digest" for n in config.notifiers}
     return [(name, modes.get(name, False)) for name in names]
+
+
+def alert_channels(config: Config, rule_name: str) -> list[tuple[str, bool]]:
+    """The channels of a rule; the console when it names none."""
+    rule = next(r for r in config.rules if r.name == rule_name)
+    return channels(config, rule.notify or ("console",))
 
 
 class Pipeline:
@@ -219,8 +223,7 @@ class Pipeline:
 
     def _health_notice(self, source: SourceConfig, event: str, error: str, failures: int) -> None:
         """A "source broken" or "recovered" notice, through the outbox like any alert."""
-        channels = self.config.monitor.health_notify
-        if not channels:
+        if not self.config.monitor.health_notify:
             return
         now = self.now()
         if event == "broken":
@@ -231,14 +234,13 @@ class Pipeline:
             alert_id=uuid.uuid4().hex, rule="source-health", story_id=f"source:{source.name}",
             followup=event == "recovered", url=source.url, title=title, source=source.name,
             published=now.isoformat(), matched=[], snippet=error)
-        modes = {n.name: n.mode == "digest" for n in self.config.notifiers}
         with self.store.exclusive() as tx:
             # Health notices belong to no article: each gets its own negative id.
             tx.insert_alert(AlertRow(alert_id=record.alert_id, rule="source-health",
                                      article_id=-time.time_ns() // 1000, story_id=record.story_id,
                                      followup=record.followup, created_at=now,
                                      record=record.to_dict()),
-                            [(name, modes.get(name, False)) for name in channels])
+                            channels(self.config, self.config.monitor.health_notify))
         log.warning("source %s: %s", source.name, title,
                     extra={"source": source.name, "event": f"source_{event}"})
 
