@@ -177,7 +177,9 @@ def _redactor(config: Config):
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped into a file or a mail, 80 columns wraps every error: use a wider page.
+    return Console(highlight=False, soft_wrap=False,
+                   width=None if sys.stdout.isatty() else 140)
 
 
 def _when(value: datetime | None) -> str:
@@ -306,7 +308,7 @@ def _print_summary(summary, *, dry_run: bool) -> None:
         style = {"ok": "green", "not_modified": "dim", "error": "red"}[s.status]
         table.add_row(_safe(s.name, 40), f"[{style}]{s.status}[/{style}]", str(s.entries),
                       str(s.new_articles), str(s.duplicates), str(s.alerts),
-                      _safe(s.error or "", 80))
+                      _safe(s.error or "", 160))
     console.print(table)
     console.print(f"new articles: {summary.new_articles}   duplicates: {summary.duplicates}   "
                   f"alerts: {summary.alerts}   delivered: {summary.delivered}   "
