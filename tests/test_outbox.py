@@ -242,3 +242,19 @@ to = ["desk@example.org"]
     assert result.code == 1
     assert "desk-email" in result.err
     assert "hunter2-very-secret" not in result.err + result.out
+
+
+def test_webhook_to_a_private_address_is_refused_by_default(project, http_server, summit_feed):
+    hook = Hook(http_server)
+    project.write(config(summit_feed, f"""
+[[notifiers]]
+name = "hook"
+kind = "webhook"
+url = "{hook.url}"
+""", ["hook"]).replace("allow_private_networks = true", "allow_private_networks = false"))
+
+    result = project.cli("notify", "test", "hook")
+
+    assert result.code == 1
+    assert "blocked" in result.err and "loopback" in result.err
+    assert http_server.requests_for("/hook") == []
