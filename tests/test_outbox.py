@@ -41,6 +41,16 @@ path = "data/alerts.jsonl"
 """
 
 
+def webhook(url: str, extra: str = "") -> str:
+    """The [[notifiers]] table of a webhook channel named "hook"."""
+    return f"""
+[[notifiers]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+{extra}"""
+
+
 class Hook:
     """A webhook receiver whose answer the test can change."""
 
@@ -69,13 +79,8 @@ def test_channel_down_keeps_alert_pending_and_a_later_pass_delivers_it(project, 
                                                                        summit_feed):
     hook = Hook(http_server)
     hook.status = 503
-    project.write(config(summit_feed, f"""
-[[notifiers]]
-name = "hook"
-kind = "webhook"
-url = "{hook.url}"
-secret = "topsecret"
-""", ["archive", "hook"]))
+    project.write(config(summit_feed, webhook(hook.url, 'secret = "topsecret"'),
+                         ["archive", "hook"]))
 
     first = project.cli("check-now", "--json")
 
@@ -106,12 +111,7 @@ secret = "topsecret"
 def test_delivery_not_yet_due_is_not_retried_early(project, http_server, summit_feed):
     hook = Hook(http_server)
     hook.status = 500
-    project.write(config(summit_feed, f"""
-[[notifiers]]
-name = "hook"
-kind = "webhook"
-url = "{hook.url}"
-""", ["hook"]))
+    project.write(config(summit_feed, webhook(hook.url), ["hook"]))
     project.cli("check-now")
     attempts = len(http_server.requests_for("/hook"))
 
@@ -125,12 +125,7 @@ url = "{hook.url}"
 def test_permanent_refusal_is_recorded_and_not_retried(project, http_server, summit_feed):
     hook = Hook(http_server)
     hook.status = 410
-    project.write(config(summit_feed, f"""
-[[notifiers]]
-name = "hook"
-kind = "webhook"
-url = "{hook.url}"
-""", ["hook"]))
+    project.write(config(summit_feed, webhook(hook.url), ["hook"]))
 
     assert project.cli("check-now").code == 1
     [alert] = project.cli("alerts", "list", "--json").json()
@@ -207,12 +202,7 @@ api_base = "{slack.api_base}"
 
 def test_notify_test_sends_a_sample_through_one_channel(project, http_server, summit_feed):
     hook = Hook(http_server)
-    project.write(config(summit_feed, f"""
-[[notifiers]]
-name = "hook"
-kind = "webhook"
-url = "{hook.url}"
-""", ["hook"]))
+    project.write(config(summit_feed, webhook(hook.url), ["hook"]))
 
     result = project.cli("notify", "test", "hook")
 
@@ -246,12 +236,8 @@ to = ["desk@example.org"]
 
 def test_webhook_to_a_private_address_is_refused_by_default(project, http_server, summit_feed):
     hook = Hook(http_server)
-    project.write(config(summit_feed, f"""
-[[notifiers]]
-name = "hook"
-kind = "webhook"
-url = "{hook.url}"
-""", ["hook"]).replace("allow_private_networks = true", "allow_private_networks = false"))
+    project.write(config(summit_feed, webhook(hook.url), ["hook"]).replace(
+        "allow_private_networks = true", "allow_private_networks = false"))
 
     result = project.cli("notify", "test", "hook")
 
