@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 from monitor.config import DEFAULT_PATH, Config, load_config
-from monitor.errors import ConfigError, FetchError, MonitorError, ParseError, StorageError
+from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
 from monitor.logs import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -450,8 +450,9 @@ def cmd_alerts_list(config: Config, args) -> int:
             for d in a.deliveries)
         title = _safe(a.record.get("title"), 80) + (" [dim](follow-up)[/dim]" if a.followup else "")
         table.add_row(_when(a.created_at), _safe(a.rule, 30), title, deliveries)
-    _console().print(table)
-    if not alerts:
+    if alerts:
+        _console().print(table)
+    else:
         print("no pending alerts" if args.pending else "no alerts yet")
     return EXIT_OK
 
@@ -459,7 +460,11 @@ def cmd_alerts_list(config: Config, args) -> int:
 def cmd_search(config: Config, args) -> int:
     from monitor.query import Document, compile_query
 
-    query = compile_query(args.query)          # QueryError is a ConfigError: exit 2
+    try:
+        query = compile_query(args.query)
+    except QueryError as exc:
+        print(f"news-monitor: query error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     store = _open_store(config)
     hits = []
     try:
