@@ -281,6 +281,8 @@ def test_search_and_alerts_list_over_the_stored_corpus(project, wire):
     assert found.code == 0
     assert [h["title"] for h in found.json()] == [missile.title]
     assert project.cli("search", "Kimura", "--json").code == 1
+    bad = project.cli("search", "Kishida AND (summit")
+    assert bad.code == 2 and "position" in bad.err
 
     alerts = project.cli("alerts", "list", "--json").json()
     assert [a["title"] for a in alerts] == [summit.title]
