@@ -468,7 +468,7 @@ def cmd_search(config: Config, args) -> int:
     store = _open_store(config)
     hits = []
     try:
-        for article in store.iter_articles():
+        for article in store.iter_articles(containing_any=query.needles()):
             match = query.match(Document.build(title=article.title, text=article.text,
                                                source=article.source, url=article.url))
             if match:

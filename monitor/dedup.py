@@ -40,15 +40,20 @@ class Fingerprints:
     story_signature: fingerprint.Signature | None
     story_band_keys: list[int]
     words: int = 0
+    search_text: str = ""      # folded title and text, for `search`'s prefilter
 
     @classmethod
-    def of(cls, article: Article, normalised: str | None = None) -> "Fingerprints":
-        """``normalised``: the normalised text, when the caller has it already."""
+    def of(cls, article: Article, normalised: str | None = None,
+           normalised_title: str | None = None) -> "Fingerprints":
+        """``normalised``, ``normalised_title``: the normalised text (or the title when
+        there is no text) and title, when the caller has them already."""
         norm = normalised if normalised is not None else normalise(article.text or article.title)
+        title = normalised_title if normalised_title is not None else normalise(article.title)
         sig = fingerprint.signature(norm) if norm else None
         story = fingerprint.story_signature(article.title, article.text)
         return cls(
             words=norm.count(" ") + 1 if norm else 0,
+            search_text=f"{title} {norm}" if article.text else norm,
             content_hash=fingerprint.content_hash(norm),
             signature=sig,
             band_keys=fingerprint.band_keys(sig) if sig is not None else [],
@@ -105,6 +110,7 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
                          if fp.story_signature is not None else None),
         story_band_keys=fp.story_band_keys,
         story_id=story_id, duplicate_of=original, aliases=aliases,
+        search_text=fp.search_text,
     ))
     if original is not None:
         return Verdict(kind, original, similarity=similarity)

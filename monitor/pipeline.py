@@ -128,7 +128,7 @@ def analyse(article: Article, rules: tuple[tuple[str, str], ...]) -> Analysis:
     # The text is tokenised once: its normalised form comes from the same tokens.
     fingerprinted = "text" if article.text else "title"
     normalised = " ".join(doc.fields[fingerprinted].norms)
-    return Analysis(Fingerprints.of(article, normalised),
+    return Analysis(Fingerprints.of(article, normalised, " ".join(doc.fields["title"].norms)),
                     {rule: (m.terms, m.snippet()) for rule, m in matches.items()})
 
 

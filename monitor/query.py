@@ -913,6 +913,23 @@ class Query:
         assert anchors is not None   # compile_query refuses unanchored queries
         return anchors
 
+    def needles(self) -> list[str] | None:
+        """Strings of which the folded text (``textnorm.normalise`` of title and text)
+        of every matching article contains at least one: a prefilter for stores.
+        None when no such list exists (an anchor in the url or source field)."""
+        needles = []
+        for term in self.anchors():
+            if term.field in ("url", "source"):
+                return None
+            words = [text for kind, text in term.segments if kind in ("w", "p")]
+            if words:
+                needles.append(max(words, key=len))
+            else:
+                # CJK text matches across runs joined by spaces: only its first
+                # character is certain to stand in the folded text as written.
+                needles.append(term.segments[0][1][0])
+        return sorted(set(needles))
+
 
 def compile_query(text: str, *, rule: str | None = None) -> Query:
     """Parse ``text``; raise QueryError naming ``rule`` and the position on a syntax error."""

@@ -66,6 +66,7 @@ class NewArticle:
     story_id: str | None
     duplicate_of: int | None
     aliases: list[str] = field(default_factory=list)   # other URLs of this article
+    search_text: str | None = None     # folded title and text, for the search prefilter
 
 
 @dataclass
@@ -170,8 +171,10 @@ class Store(ABC):
     def get_article(self, article_id: int) -> StoredArticle | None: ...
 
     @abstractmethod
-    def iter_articles(self, *, include_duplicates: bool = False,
-                      batch: int = 500) -> Iterator[StoredArticle]: ...
+    def iter_articles(self, *, include_duplicates: bool = False, batch: int = 500,
+                      containing_any: list[str] | None = None) -> Iterator[StoredArticle]:
+        """Stored articles in id order; with ``containing_any``, only those whose folded
+        text contains one of these strings (and those stored before it was kept)."""
 
     @abstractmethod
     def count_articles(self) -> int: ...

@@ -79,6 +79,11 @@ MIGRATIONS: list[list[str]] = [
         # renew_leases and takeovers find a node's leases.
         "CREATE INDEX deliveries_lease ON deliveries (lease_owner)",
     ],
+    [
+        # The folded text (monitor.textnorm.normalise of title and text), for a
+        # substring prefilter in `search`; NULL on articles stored before it.
+        "ALTER TABLE articles ADD COLUMN search_text TEXT",
+    ],
 ]
 
 

@@ -125,10 +125,11 @@ class SQLTransaction(Transaction):
         article_id = self.store._insert_returning_id(
             "INSERT INTO articles (url, guid, source, title, text, author, site_name, language,"
             " published, fetched_at, extracted, content_hash, signature, story_signature,"
-            " story_id, duplicate_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " story_id, duplicate_of, search_text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (a.url, a.guid, a.source, a.title, a.text, a.author, a.site_name, a.language,
              ts(a.published), ts(a.fetched_at), 1 if a.extracted else 0, a.content_hash,
-             d.blob(a.signature), d.blob(a.story_signature), a.story_id, a.duplicate_of))
+             d.blob(a.signature), d.blob(a.story_signature), a.story_id, a.duplicate_of,
+             a.search_text))
         if a.duplicate_of is None:
             self.store._executemany("INSERT INTO article_bands (band_key, article_id) VALUES (?, ?)",
                                     [(k, article_id) for k in dict.fromkeys(a.band_keys)])
@@ -407,14 +408,22 @@ class SQLStore(Store):
             f"SELECT {self._ARTICLE_COLS} FROM articles WHERE id = ?", (article_id,)), write=False)
         return self._article(rows[0]) if rows else None
 
-    def iter_articles(self, *, include_duplicates: bool = False,
-                      batch: int = 500) -> Iterator[StoredArticle]:
+    def iter_articles(self, *, include_duplicates: bool = False, batch: int = 500,
+                      containing_any: list[str] | None = None) -> Iterator[StoredArticle]:
         last = 0
         where = "" if include_duplicates else " AND duplicate_of IS NULL"
+        needles: list[str] = []
+        if containing_any:
+            # A substring prefilter on the folded text: every match of the query
+            # contains one of these, so nothing it would match is left out.
+            where += (" AND (search_text IS NULL OR "
+                      + " OR ".join("search_text LIKE ? ESCAPE '!'" for _ in containing_any) + ")")
+            needles = ["%" + n.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+                       for n in containing_any]
         while True:
             rows = self._run(lambda: self._fetch(
                 f"SELECT {self._ARTICLE_COLS} FROM articles WHERE id > ?{where}"
-                f" ORDER BY id LIMIT ?", (last, batch)), write=False)
+                f" ORDER BY id LIMIT ?", [last, *needles, batch]), write=False)
             if not rows:
                 return
             for r in rows:
