@@ -105,9 +105,9 @@ class Metrics:
         metric("monitor_deliveries_total", "counter", "Delivery attempts by result.",
                [({"result": r}, n) for r, n in sorted(self.deliveries.items())])
         now = datetime.now(timezone.utc)
-        oldest = service.store.oldest_pending_delivery()
+        oldest = service.store.oldest_pending_delivery(digest=False)   # digests wait by design
         metric("monitor_delivery_lag_seconds", "gauge",
-               "Age of the oldest alert still waiting for a delivery (0 when none waits).",
+               "Age of the oldest alert waiting for an immediate delivery (0 when none waits).",
                [({}, round((now - oldest).total_seconds(), 3) if oldest else 0)])
         states = service.store.all_source_states()
         metric("monitor_source_last_success_timestamp_seconds", "gauge",
