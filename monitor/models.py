@@ -37,7 +37,7 @@ class Article:
 
 @dataclass
 class AlertRecord:
-    """One alert, as the jsonl notifier writes it (see DESIGN.md, "Alert record")."""
+    """One alert, as the jsonl notifier writes it (the alert record of the README)."""
 
     alert_id: str
     rule: str

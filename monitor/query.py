@@ -1,6 +1,6 @@
 """The watch-rule query language: parse once, match many articles cheaply.
 
-Grammar (DESIGN.md, "Query language")::
+Grammar (the README, "The query language")::
 
     query := or
     or    := and ("OR" and)*

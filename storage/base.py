@@ -77,7 +77,7 @@ class AlertRow:
     story_id: str
     followup: bool
     created_at: datetime
-    record: dict                     # the alert record (DESIGN.md), as delivered
+    record: dict                     # the alert record, as delivered
     deliveries: list["DeliveryRow"] = field(default_factory=list)
 
 

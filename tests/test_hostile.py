@@ -2,7 +2,7 @@
 
 Each test runs a configuration with the bad source next to a good feed whose
 summit article must still alert: the bad source costs itself only, with a clear
-error in the summary and in `sources list` (DESIGN.md, "Guarantees").
+error in the summary and in `sources list`.
 """
 
 from __future__ import annotations

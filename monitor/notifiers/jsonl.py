@@ -1,4 +1,4 @@
-"""The alert record of DESIGN.md, one JSON object per line, appended to a file."""
+"""The alert record (see the README), one JSON object per line, appended to a file."""
 
 from __future__ import annotations
 

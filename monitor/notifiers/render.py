@@ -166,7 +166,7 @@ def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
 
 # --- option checking (shared by the notifiers' from_config) -----------------
 
-# Parsed by the lead's digest scheduler; accepted here and otherwise ignored.
+# Read by the configuration (digest scheduling); accepted here and otherwise ignored.
 SCHEDULING_KEYS = frozenset({"mode", "schedule", "timezone"})
 
 
