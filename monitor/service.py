@@ -161,10 +161,17 @@ class Service:
             # The store is down: /healthz says so until a cycle succeeds again.
             self.metrics.cycle(ok=False, seconds=0.0)
             raise
-        started = time.monotonic()
-        results = await asyncio.gather(*(self._poll(self.config.source(n)) for n in due))
         if due:
-            self.metrics.cycle(ok=all(r for r in results), seconds=time.monotonic() - started)
+            # The polls run on their own: a slow source never holds up the next tick.
+            self.polling.update(due)
+            batch = asyncio.create_task(self._spawn(self._poll_batch, due))
+            self.inflight.add(batch)           # also keeps a reference to the task
+            batch.add_done_callback(self.inflight.discard)
+
+    async def _poll_batch(self, names: list[str]) -> None:
+        started = time.monotonic()
+        results = await asyncio.gather(*(self._poll(self.config.source(n)) for n in names))
+        self.metrics.cycle(ok=all(results), seconds=time.monotonic() - started)
 
     async def _poll(self, source: SourceConfig) -> bool:
         self.polling.add(source.name)
