@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone

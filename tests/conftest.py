@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import pg_database, pg_url  # noqa: F401  (fixtures)
 from tests.servers import http_server  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent

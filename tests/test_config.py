@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config, parse_duration, parse_size
-from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

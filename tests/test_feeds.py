@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import resource
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -141,10 +140,8 @@ def test_empty_or_binary_body(body):
 @pytest.mark.parametrize("name", ["billion_laughs.xml", "xxe.xml"])
 def test_hostile_entities_are_refused(name):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.monotonic()
     with pytest.raises(ParseError, match="refused"):
         feed(name)
-    assert time.monotonic() - started < 2
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
 
 

@@ -18,8 +18,7 @@ from monitor.errors import (BlockedAddress, FetchError, FetchTimeout, HTTPStatus
                             TooManyRedirects)
 from monitor.fetch import Fetcher, FetchPolicy, Response, guarded_transport, parse_retry_after
 from monitor.netguard import is_public_address, non_global_reason, parse_ip
-from tests.servers import (LoopbackServer, Request, closed_port, deflate_bytes, gzip_bytes,
-                           http_server)  # noqa: F401 (http_server is a fixture)
+from tests.servers import LoopbackServer, Request, closed_port, deflate_bytes, gzip_bytes
 
 T = TypeVar("T")
 

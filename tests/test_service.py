@@ -10,16 +10,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 from tests.newsroom import RULE_TEXTS, PAIRS, Site, Story, rss20
-from tests.servers import Reply
-from tests.test_check_now import SUMMIT_QUERY, config
+from tests.test_check_now import config
 from tests.test_notify_email import free_port
-from tests.pg import pg_database, pg_url  # noqa: F401  (fixtures)
 
 
 def start(project, *args: str) -> subprocess.Popen:
@@ -76,10 +73,8 @@ def test_run_polls_alerts_serves_health_and_stops_cleanly(project, http_server, 
         assert "monitor_event_loop_lag_seconds" in metrics
         assert 'monitor_source_last_success_timestamp_seconds{source="wire"}' in metrics
     finally:
-        stopped_at = time.monotonic()
         proc.send_signal(sig)
-        proc.wait(timeout=15)
-    assert time.monotonic() - stopped_at < 10
+        proc.wait(timeout=10)         # the guarantee: stopped within 10 s, or this raises
     assert proc.returncode == 0
     events = log_events(project)
     assert any(e.get("event") == "poll" and e.get("source") == "wire" for e in events)
@@ -144,7 +139,7 @@ def test_kill_9_at_any_moment_loses_nothing_and_repeats_at_most_the_delivery_in_
         path = f"/wire/news/{story.slug}"
         http_server.route(path, handler=_slowly(http_server._routes[path], 0.4))
     wire.feed("/rss.xml", rss20(list(zip(stories, urls))), "application/rss+xml")
-    project.write(config([("wire", "feed", wire.url("/rss.xml"))], rules=f"""
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))], rules="""
 [[rules]]
 name = "any"
 query = 'Kim OR Kishida OR 岸田 OR 金正恩 OR abduct* OR 拉致'

@@ -14,8 +14,7 @@ from storage import open_store
 from storage import dialects
 from storage.base import AlertRow, NewArticle, SourceState
 from storage.sql import SQLTransaction
-from tests.pg import (pg_database, pg_url, require_server, unreachable_reason,  # noqa: F401
-                      with_database, with_schema)
+from tests.pg import require_server, unreachable_reason
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
