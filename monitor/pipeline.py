@@ -422,6 +422,10 @@ class Pipeline:
                 entry.content or entry.summary or "").strip()[:MAX_TEXT_CHARS]
         if not title and not text:
             return None, aliases
+        if title and text.startswith(title) and text[len(title):].strip():
+            # Pages often repeat their headline as the text's first line: the title
+            # field has it already, and snippets should show the body.
+            text = text[len(title):].lstrip()
         if not title:
             # No headline anywhere: the start of the text stands in for one.
             title = one_line(text, 120)

@@ -46,8 +46,15 @@ class Workers:
         if self.processes <= 1 or self._jobs < self.start_after:
             return self._pool
         async with self._starting:
-            if self._pool is None:
-                self._pool = await asyncio.to_thread(self._start_pool)
+            if self._pool is None and self.processes > 1:
+                try:
+                    self._pool = await asyncio.to_thread(self._start_pool)
+                except Exception as exc:
+                    # No pool (a frozen or embedded interpreter, no /dev/shm...): the
+                    # work still gets done, in threads.
+                    log.warning("cannot start worker processes (%s); working in threads",
+                                exc.__class__.__name__)
+                    self.processes = 1
         return self._pool
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
