@@ -36,7 +36,7 @@ class Workers:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
-                                   initializer=_die_with_parent)
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
         # The first job starts the fork server, which imports the heavy modules
         # (about a second): done here, in a thread, the event loop never waits on it.
         pool.submit(_call, int, (), {}).result()
@@ -80,9 +80,25 @@ class Workers:
             self._pool = None
 
 
-def _die_with_parent() -> None:
-    """A worker exits when the process that made it dies, even by SIGKILL: a killed
-    daemon leaves no orphans behind (Linux; elsewhere the pool's own checks remain)."""
+def _die_with_parent(owner: int) -> None:
+    """A worker exits when the process that made the pool dies, even by SIGKILL, so a
+    killed daemon leaves no orphans. Workers are children of the fork server, not of
+    the daemon, and hold the fork server alive themselves: so each one watches the
+    daemon's pid (and, on Linux, also dies with its direct parent)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="watch-owner", daemon=True).start()
     try:
         import ctypes
         import signal

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,19 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def processes_in(path: Path) -> list[int]:
+    """Processes whose working directory is ``path`` (the daemon and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == path:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def get(url: str) -> tuple[int, str]:
@@ -150,6 +164,8 @@ notify = ["archive"]
     time.sleep(kill_after)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+    # Its worker processes go with it: nothing is left running in the project.
+    wait_for(lambda: not processes_in(project.path), timeout=10, what="the workers to exit")
 
     # Started again: everything is finished, and nothing is lost.
     proc = start(project)
