@@ -41,6 +41,7 @@ import trafilatura
 from trafilatura.utils import load_html
 from lxml import etree
 
+from .textsafe import clean_text
 from .urls import canonicalize
 
 __all__ = ["Extracted", "extract_article", "decode_html", "MIN_TEXT_CHARS"]
@@ -111,13 +112,14 @@ def extract_article(html: bytes | str, *, url: str, charset: str | None = None,
     if doc is None or len(text) < MIN_TEXT_CHARS:
         return None
 
-    site_name = meta.site_name or _clean(getattr(doc, "sitename", None) or "")
-    title = _choose_title(meta, _clean(getattr(doc, "title", None) or ""), site_name, url)
+    # trafilatura runs without its metadata pass: the head (meta) gives these.
+    site_name = meta.site_name
+    title = _choose_title(meta, site_name, url)
     published = meta.published or _find_date(tree, url)
     now = now or datetime.now(timezone.utc)
     if published is not None and published > now + FUTURE_TOLERANCE:
         published = None
-    author = meta.author or _clean(getattr(doc, "author", None) or "")
+    author = meta.author
     language = meta.language or _guess_language(text)
     return Extracted(title=title, text=text, author=author[:300], published=published,
                      site_name=site_name, canonical_url=meta.canonical_url, language=language)
@@ -201,16 +203,7 @@ def decode_html(body: bytes, charset: str | None = None) -> str:
 
 # ---------------------------------------------------------------- metadata
 
-_WS_RE = re.compile(r"\s+")
-# Controls, bidi overrides and invisible marks: nothing a headline or byline needs,
-# and what a hostile page uses to garble or spoof what people see in an alert.
-_UNSAFE_RE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b\u200e\u200f"
-                        "\u202a-\u202e\u2066-\u2069\ufeff]")
 _EARLIEST_YEAR = 1990
-
-
-def _clean(text: str) -> str:
-    return _WS_RE.sub(" ", _UNSAFE_RE.sub("", text or "")).strip()
 
 
 class _PageMeta:
@@ -224,7 +217,7 @@ class _PageMeta:
                    or el.get("http-equiv") or "").strip().lower()
             content = el.get("content")
             if key and content and key not in metas:
-                metas[key] = _clean(content)
+                metas[key] = clean_text(content)
         self.metas = metas
         self.ld = _json_ld_articles(tree)
         base = url
@@ -235,11 +228,11 @@ class _PageMeta:
         self.base = base
 
         self.og_title = metas.get("og:title", "") or metas.get("twitter:title", "")
-        self.ld_headline = next((_clean(str(a.get("headline"))) for a in self.ld
+        self.ld_headline = next((clean_text(str(a.get("headline"))) for a in self.ld
                                  if isinstance(a.get("headline"), str)), "")
         titles = tree.xpath("//head/title/text()") or tree.xpath("//title/text()")
-        self.html_title = _clean(titles[0]) if titles else ""
-        h1s = [_clean(h.text_content()) for h in tree.iter("h1")]
+        self.html_title = clean_text(titles[0]) if titles else ""
+        h1s = [clean_text(h.text_content()) for h in tree.iter("h1")]
         h1s = [h for h in h1s if h]
         self.h1 = h1s[0] if len(h1s) == 1 else ""
         self.site_name = (metas.get("og:site_name") or metas.get("application-name")
@@ -339,7 +332,7 @@ def _ld_names(value: object) -> list[str]:
 
 def _ld_author(articles: list[dict]) -> str:
     for article in articles:
-        names = [_clean(n) for n in _ld_names(article.get("author")) if n.strip()]
+        names = [clean_text(n) for n in _ld_names(article.get("author")) if n.strip()]
         names = [n for n in names if not n.startswith(("http://", "https://"))]
         if names:
             return ", ".join(dict.fromkeys(names))
@@ -350,7 +343,7 @@ def _ld_publisher(articles: list[dict]) -> str:
     for article in articles:
         names = _ld_names(article.get("publisher"))
         if names and names[0].strip():
-            return _clean(names[0])
+            return clean_text(names[0])
     return ""
 
 
@@ -427,7 +420,7 @@ def _names_site(part: str, keys: set[str]) -> bool:
 
 def _strip_site(title: str, keys: set[str]) -> str:
     """Remove a leading or trailing site name separated from the headline."""
-    title = _clean(title)
+    title = clean_text(title)
     for _ in range(2):  # "Headline | Section | Site"
         matches = list(_SEPARATORS.finditer(title))
         if not matches:
@@ -443,11 +436,9 @@ def _strip_site(title: str, keys: set[str]) -> str:
     return title
 
 
-def _choose_title(meta: _PageMeta, extracted_title: str, site_name: str, url: str) -> str:
+def _choose_title(meta: _PageMeta, site_name: str, url: str) -> str:
     keys = _site_keys(site_name, url)
-    # trafilatura's own title comes last: it cuts headlines at any dash or colon
-    candidates = [meta.og_title, meta.ld_headline, meta.h1, meta.html_title, extracted_title]
-    for candidate in candidates:
+    for candidate in (meta.og_title, meta.ld_headline, meta.h1, meta.html_title):
         title = _strip_site(candidate, keys) if candidate else ""
         if title and _norm(title) not in keys and not (
                 site_name and _norm(title) == _norm(site_name)):

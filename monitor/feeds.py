@@ -47,6 +47,7 @@ from lxml import etree
 
 from .errors import ParseError
 from .models import Entry
+from .textsafe import clean_text
 from .urls import resolve_http_url
 
 __all__ = ["ParsedFeed", "parse_feed", "html_to_text", "MAX_ENTRIES", "MAX_CHARS",
@@ -291,11 +292,11 @@ _NAME_EMAIL_RE = re.compile(r"^\s*(.+?)\s*<\S+@\S+>\s*$")
 
 def _author(raw: Any) -> str:
     # RSS <author> is "email (Name)"; feedparser's own split of it is unreliable
-    text = _collapse(html.unescape(raw.get("author") or ""))
+    text = clean_text(html.unescape(raw.get("author") or ""))
     m = _EMAIL_NAME_RE.match(text) or _NAME_EMAIL_RE.match(text)
     if m:
         return m.group(1).strip()
-    detail_name = _collapse((raw.get("author_detail") or {}).get("name") or "")
+    detail_name = clean_text((raw.get("author_detail") or {}).get("name") or "")
     if detail_name and (not text or detail_name in text):
         return detail_name
     return text
@@ -348,21 +349,10 @@ def _ttl(feed: Any) -> float | None:
 
 # ---------------------------------------------------------------- text
 
-_WS_RE = re.compile(r"\s+")
-# Characters no reader needs and a hostile feed uses to garble what people see:
-# C0/C1 controls (terminal escapes, BEL, backspace), bidi embeddings, overrides and
-# isolates (right-to-left spoofing), marks and zero-width space, BOM. Line breaks and
-# other white-space controls collapse to a space instead.
-_UNSAFE_RE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b\u200e\u200f"
-                        "\u202a-\u202e\u2066-\u2069\ufeff]")
 _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                "blockquote", "pre", "table", "tr", "section", "article", "figure",
                "figcaption", "header", "footer", "dd", "dt", "hr"}
 _INVISIBLE_TAGS = {"script", "style", "template", "noscript"}
-
-
-def _collapse(text: str) -> str:
-    return _WS_RE.sub(" ", _UNSAFE_RE.sub("", text)).strip()
 
 
 def _clip(text: str, name: str) -> str:
@@ -376,7 +366,7 @@ def _field_text(detail: Any, value: str, *, paragraphs: bool = False) -> str:
         return ""
     kind = (detail or {}).get("type", "text/html") if isinstance(detail, dict) else "text/html"
     if kind == "text/plain" and "<" not in value and "&" not in value:
-        return _collapse(value)
+        return clean_text(value)
     return html_to_text(value, paragraphs=paragraphs)
 
 
@@ -389,11 +379,11 @@ def html_to_text(markup: str, *, paragraphs: bool = False) -> str:
     if not markup or not markup.strip():
         return ""
     if "<" not in markup:
-        return _collapse(html.unescape(markup))
+        return clean_text(html.unescape(markup))
     try:
         root = lxml.html.fragment_fromstring(markup, create_parent="div")
     except (etree.ParserError, ValueError):
-        return _collapse(html.unescape(re.sub(r"<[^>]*>", " ", markup)))
+        return clean_text(html.unescape(re.sub(r"<[^>]*>", " ", markup)))
     chunks: list[str] = []
     for event, el in etree.iterwalk(root, events=("start", "end")):
         tag = el.tag if isinstance(el.tag, str) else None  # None: comment or PI
@@ -409,6 +399,6 @@ def html_to_text(markup: str, *, paragraphs: bool = False) -> str:
                 chunks.append(el.tail)
     text = "".join(chunks)
     if not paragraphs:
-        return _collapse(text)
-    paras = (_collapse(p) for p in re.split(r"\n\s*\n", text))
+        return clean_text(text)
+    paras = (clean_text(p) for p in re.split(r"\n\s*\n", text))
     return "\n\n".join(p for p in paras if p)
