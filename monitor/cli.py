@@ -18,7 +18,7 @@ from typing import AsyncIterator, Sequence
 
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
-from monitor.logs import setup_logging
+from monitor.logs import redactor, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -163,16 +163,6 @@ def build_notifiers(config: Config, http, *, console_stream=None) -> dict:
     return notifiers
 
 
-def _redactor(config: Config):
-    secrets = sorted((s for s in config.secrets if len(s) >= 4), key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for s in secrets:
-            text = text.replace(s, "***")
-        return text
-    return redact
-
-
 def _console():
     from rich.console import Console
 
@@ -222,7 +212,7 @@ def cmd_check_now(config: Config, args) -> int:
 
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
-    from monitor.deliver import deliver_due_digests, deliver_pending, reclaim_dead_leases
+    from monitor.deliver import deliver_due, deliver_pending, reclaim_dead_leases
     from monitor.pipeline import Pipeline, RunSummary
 
     from monitor.workers import Workers
@@ -235,7 +225,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
         async with _fetcher(config) as http:
             notifiers = build_notifiers(config, http,
                                         console_stream=sys.stderr if as_json else sys.stdout)
-            redact = _redactor(config)
+            redact = redactor(config.secrets)
             if not dry_run:
                 reclaim_dead_leases(store)
                 # What earlier runs left pending goes out first.
@@ -254,10 +244,9 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
                     progress.stop()
             summary.previews = pipeline.previews
             if not dry_run:
-                for stats in (await deliver_pending(store, notifiers, redact=redact),
-                              await deliver_due_digests(store, notifiers, config)):
-                    summary.delivered += stats.delivered
-                    summary.failed_deliveries += stats.failed
+                stats = await deliver_due(store, notifiers, config, redact=redact)
+                summary.delivered += stats.delivered
+                summary.failed_deliveries += stats.failed
             for notifier in notifiers.values():
                 await notifier.aclose()
     finally:
@@ -521,7 +510,7 @@ def cmd_notify_test(config: Config, args) -> int:
         asyncio.run(send())
     except DeliveryError as exc:
         print(f"news-monitor: notifier {args.notifier!r}: delivery failed: "
-              f"{_redactor(config)(str(exc))}", file=sys.stderr)
+              f"{redactor(config.secrets)(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     print(f"sent a test alert through {args.notifier!r}")
     return EXIT_OK

@@ -195,3 +195,11 @@ async def deliver_due_digests(store: Store, notifiers: dict[str, Notifier], conf
             total.delivered += stats.delivered
             total.failed += stats.failed
     return total
+
+
+async def deliver_due(store: Store, notifiers: dict[str, Notifier], config, *,
+                      redact: Callable[[str], str] = lambda s: s) -> DeliveryStats:
+    """Every due delivery: the immediate ones, then the digests whose time has come."""
+    stats = await deliver_pending(store, notifiers, redact=redact)
+    digests = await deliver_due_digests(store, notifiers, config)
+    return DeliveryStats(stats.delivered + digests.delivered, stats.failed + digests.failed)

@@ -5,30 +5,39 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Iterable
+from typing import Callable, Iterable
 
 REDACTED = "***"
 
 
+def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
+    """A function that replaces every secret (values taken from the environment)."""
+    # Longest first, so that a secret containing another is redacted whole.
+    ordered = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, REDACTED)
+        return text
+    return redact
+
+
 class RedactSecrets(logging.Filter):
-    """Replaces every secret (values taken from the environment) in a record."""
+    """Redacts every secret from a record, its message and its traceback."""
 
     def __init__(self, secrets: Iterable[str]):
         super().__init__()
-        # Longest first, so that a secret containing another is redacted whole.
-        self.secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+        secrets = list(secrets)
+        self.enabled = any(len(s) >= 4 for s in secrets)
+        self.redact = redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+        if self.enabled:
+            record.msg, record.args = self.redact(record.getMessage()), None
             if record.exc_text or record.exc_info:
-                text = logging.Formatter().formatException(record.exc_info) if record.exc_info else record.exc_text
-                for secret in self.secrets:
-                    text = text.replace(secret, REDACTED)
-                record.exc_info, record.exc_text = None, text
+                text = (logging.Formatter().formatException(record.exc_info)
+                        if record.exc_info else record.exc_text)
+                record.exc_info, record.exc_text = None, self.redact(text)
         return True
 
 

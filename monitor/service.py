@@ -190,13 +190,11 @@ class Service:
         return result.status != "error"
 
     async def _deliver(self) -> None:
-        from monitor.cli import _redactor
-        from monitor.deliver import deliver_due_digests, deliver_pending
+        from monitor.deliver import deliver_due
+        from monitor.logs import redactor
 
-        stats = await deliver_pending(self.store, self.notifiers, redact=_redactor(self.config))
-        digests = await deliver_due_digests(self.store, self.notifiers, self.config)
-        stats.delivered += digests.delivered
-        stats.failed += digests.failed
+        stats = await deliver_due(self.store, self.notifiers, self.config,
+                                  redact=redactor(self.config.secrets))
         self.metrics.delivered(stats)
         if stats.delivered or stats.failed:
             log.info("deliveries: %d sent, %d failed", stats.delivered, stats.failed,
