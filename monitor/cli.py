@@ -61,7 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--url")
     src.add_argument("--file", metavar="PATH")
     src.add_argument("-", dest="stdin", action="store_true", help="read the article from stdin")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print the result as JSON")
+    e = rules.add_parser("eval", help="RULE over a labelled folder: recall, precision, "
+                                      "each miss and false alert")
+    e.add_argument("rule")
+    e.add_argument("dir", metavar="DIR", help="a folder with pos/ (should match) and neg/ "
+                                              "(should not): .txt (first line the headline) "
+                                              "or .html articles")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument("--min", type=float, metavar="X",
+                   help="exit 1 when recall or precision is under X (0 to 1)")
 
     sources = sub.add_parser("sources", help="work with sources").add_subparsers(
         dest="sources_command", metavar="SUBCOMMAND", parser_class=_Parser)
@@ -187,9 +196,30 @@ def _safe(text: str | None, limit: int = 200) -> str:
 # commands -----------------------------------------------------------------------
 
 def cmd_validate(config: Config, args) -> int:
+    from monitor.rulecheck import lowercase_operators
+
+    for rule in config.rules:
+        for pos, word in lowercase_operators(rule.query):
+            print(f"news-monitor: warning: {config.path}: rule {rule.name!r}"
+                  f"{_line_of(config.path, rule.name)}: query position {pos}: lower-case "
+                  f"{word!r} is searched for as a word; operators are upper case "
+                  f"({word.upper()})", file=sys.stderr)
     print(f"{config.path}: OK: {len(config.sources)} sources, {len(config.rules)} rules, "
           f"{len(config.notifiers)} notifiers")
     return EXIT_OK
+
+
+def _line_of(path, rule: str) -> str:
+    """", line N" of the rule's ``name = "..."`` in the file, when it can be found."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for n, line in enumerate(lines, 1):
+        key, _, value = line.partition("=")
+        if key.strip() == "name" and value.strip().strip("'\"") == rule:
+            return f" (line {n})"
+    return ""
 
 
 def cmd_check_now(config: Config, args) -> int:
@@ -319,7 +349,8 @@ def cmd_run(config: Config, args) -> int:
 
 
 def cmd_rules_test(config: Config, args) -> int:
-    from monitor.query import Document, compile_query
+    from monitor.query import compile_query
+    from monitor.rulecheck import Article, explanation
 
     rule = next((r for r in config.rules if r.name == args.rule), None)
     if rule is None:
@@ -332,27 +363,75 @@ def cmd_rules_test(config: Config, args) -> int:
         print(f"news-monitor: cannot read the article: {exc}", file=sys.stderr)
         return EXIT_USAGE
     query = compile_query(rule.query, rule=rule.name)
-    match = query.match(Document.build(title=title, text=text, url=url))
+    result = explanation(query, Article(title, text, url))
     if args.json:
-        print(json.dumps({"rule": rule.name, "matched": match is not None,
-                          "title": title, "url": url,
-                          "terms": match.terms if match else [],
-                          "snippets": [{"term": t, "snippet": s} for t, s in match.snippets()]
-                          if match else []}, ensure_ascii=False))
-        return EXIT_OK if match else EXIT_FAILED
+        print(json.dumps({"rule": rule.name, "title": title, "url": url, **result},
+                         ensure_ascii=False))
+        return EXIT_OK if result["matched"] else EXIT_FAILED
     console = _console()
-    if match is None:
+    if not result["matched"]:
         console.print(f"[red]no match[/red]: rule {_safe(rule.name)} on {_safe(title or url, 120)}")
+        for why in result["why_not"]:
+            console.print(f"  {_safe(why, 400)}")
         return EXIT_FAILED
     console.print(f"[green]match[/green]: rule {_safe(rule.name)} on {_safe(title or url, 120)}")
-    console.print(f"matched terms: {_safe(', '.join(match.terms), 500)}")
-    for term, snippet in match.snippets():
-        console.print(f"  [bold]{_safe(term, 80)}[/bold]: {_safe(snippet, 400)}")
+    console.print(f"matched: {_safe(', '.join(result['words']), 500)}")
+    for item in result["snippets"]:
+        console.print(f"  [bold]{_safe(item['term'], 80)}[/bold]: {_safe(item['snippet'], 400)}")
     return EXIT_OK
+
+
+def cmd_rules_eval(config: Config, args) -> int:
+    from monitor.query import compile_query
+    from monitor.rulecheck import evaluate
+
+    rule = next((r for r in config.rules if r.name == args.rule), None)
+    if rule is None:
+        print(f"news-monitor: configuration error: {config.path}: no rule named {args.rule!r}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.min is not None and not 0 <= args.min <= 1:
+        print("news-monitor: error: --min must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = evaluate(rule.name, compile_query(rule.query, rule=rule.name), Path(args.dir))
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        print(f"news-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = (report.true_positives + len(report.false_alerts) == 0
+              or (args.min is not None and not report.meets(args.min)))
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+        return EXIT_FAILED if failed else EXIT_OK
+    console = _console()
+
+    def figure(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    console.print(f"rule {_safe(rule.name)} on {_safe(args.dir, 200)}: "
+                  f"{report.positives} positive, {report.negatives} negative articles")
+    console.print(f"recall {figure(report.recall)} ({report.true_positives}/{report.positives})   "
+                  f"precision {figure(report.precision)} ({report.true_positives}/"
+                  f"{report.true_positives + len(report.false_alerts)})")
+    for miss in report.misses:
+        console.print(f"[red]missed[/red] {_safe(miss['file'], 120)}: {_safe(miss['title'], 120)}")
+        for why in miss["why_not"]:
+            console.print(f"    {_safe(why, 300)}")
+    for false in report.false_alerts:
+        console.print(f"[yellow]false alert[/yellow] {_safe(false['file'], 120)}: "
+                      f"{_safe(false['title'], 120)}\n    matched: "
+                      f"{_safe(', '.join(false['matched']), 300)}")
+    for bad in report.unreadable:
+        console.print(f"[red]unreadable[/red] {_safe(bad['file'], 120)}: {_safe(bad['error'], 200)}")
+    if args.min is not None:
+        verdict = "meets" if report.meets(args.min) else "misses"
+        console.print(f"{verdict} the bar of {args.min:g}")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 async def _load_article(config: Config, args) -> tuple[str, str, str]:
     from monitor.extract import extract_article
+    from monitor.rulecheck import read_article
 
     if args.url:
         async with _fetcher(config) as http:
@@ -362,16 +441,8 @@ async def _load_article(config: Config, args) -> tuple[str, str, str]:
             raise ParseError("no article text could be extracted from the page")
         return extracted.title, extracted.text, response.url
     raw = sys.stdin.buffer.read() if args.stdin else Path(args.file).read_bytes()
-    head = raw[:2000].lower()
-    if b"<html" in head or b"<!doctype html" in head or b"<body" in head:
-        extracted = extract_article(raw, url="https://localhost/article")
-        if extracted is None:
-            raise ParseError("no article text could be extracted from the HTML")
-        return extracted.title, extracted.text, ""
-    text = raw.decode("utf-8", errors="replace").strip()
-    first, _, rest = text.partition("\n")
-    # A plain-text article: its first line is the headline.
-    return first.strip(), rest.strip() or first.strip(), ""
+    article = read_article(raw)
+    return article.title, article.text, ""
 
 
 def cmd_sources_list(config: Config, args) -> int:
@@ -468,14 +539,14 @@ def cmd_search(config: Config, args) -> int:
     if args.json:
         print(json.dumps([{"url": a.url, "title": a.title, "source": a.source,
                            "published": a.published.isoformat() if a.published else None,
-                           "matched": m.terms, "snippet": m.snippet()} for a, m in hits],
+                           "matched": m.words, "snippet": m.snippet()} for a, m in hits],
                          ensure_ascii=False))
         return EXIT_OK if hits else EXIT_FAILED
     console = _console()
     for a, m in hits:
         console.print(f"[bold]{_safe(a.title, 150)}[/bold]\n  {_safe(a.source, 40)} · "
                       f"{_when(a.published or a.fetched_at)} · {_safe(a.url, 300)}\n"
-                      f"  matched: {_safe(', '.join(m.terms))}\n  {_safe(m.snippet(), 300)}")
+                      f"  matched: {_safe(', '.join(m.words))}\n  {_safe(m.snippet(), 300)}")
     if not hits:
         print("no stored article matches")
     return EXIT_OK if hits else EXIT_FAILED
@@ -521,6 +592,7 @@ COMMANDS = {
     "check-now": cmd_check_now,
     "run": cmd_run,
     "rules test": cmd_rules_test,
+    "rules eval": cmd_rules_eval,
     "sources list": cmd_sources_list,
     "alerts list": cmd_alerts_list,
     "search": cmd_search,

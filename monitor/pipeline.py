@@ -129,7 +129,7 @@ def analyse(article: Article, rules: tuple[tuple[str, str], ...]) -> Analysis:
     fingerprinted = "text" if article.text else "title"
     normalised = " ".join(doc.fields[fingerprinted].norms)
     return Analysis(Fingerprints.of(article, normalised, " ".join(doc.fields["title"].norms)),
-                    {rule: (m.terms, m.snippet()) for rule, m in matches.items()})
+                    {rule: (m.words, m.snippet()) for rule, m in matches.items()})
 
 
 def channels(config: Config, names) -> list[tuple[str, bool]]:

@@ -58,12 +58,12 @@ from __future__ import annotations
 
 import bisect
 import re
-import unicodedata
 from dataclasses import dataclass, field as dc_field
 from typing import Iterable, Iterator, Mapping, Union
 
 from monitor.errors import QueryError
-from monitor.textnorm import Token, fold, tokenize
+from monitor.segment import HANGUL_RE, has_kana, words
+from monitor.textnorm import tokenize
 
 __all__ = ["Document", "Hit", "MatchResult", "Query", "RuleSet", "compile_query",
            "Term", "And", "Or", "Not", "Near", "FIELDS", "MAX_DEPTH"]
@@ -72,7 +72,6 @@ FIELDS = ("title", "text", "source", "url")
 DEFAULT_FIELDS = ("title", "text")
 MAX_DEPTH = 48             # nesting of parentheses, NOT, fields and NEAR chains
 _MAX_NEAR = 100_000
-_MAX_CJK_OCCURRENCES = 10_000   # per term and field; enough for any real article
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 
 
@@ -149,7 +148,6 @@ Node = Union[Term, And, Or, Not, Near]
 _QUOTES = '"\u201c\u201d'          # " “ ” (a quote opened by either closes by either)
 _FIELD_RE = re.compile(r"([A-Za-z]+):")
 _NEAR_RE = re.compile(r"NEAR(?:/(.*))?\Z", re.S)
-_CJK_JOINERS = re.compile(r"[\s\u30fb\uff65\u00b7]*")   # what does not break a CJK chain
 
 
 @dataclass(frozen=True)
@@ -222,7 +220,13 @@ def _lex(text: str, fail) -> list[_Lexeme]:
 
 
 def _segments(raw: str, pos: int, fail) -> tuple[tuple[str, str], ...]:
-    """Fold a WORD or phrase into segments; ``pos`` is where ``raw`` starts."""
+    """Fold a WORD or phrase into segments; ``pos`` is where ``raw`` starts.
+
+    Segments: ``("w", word)``, ``("p", prefix)`` (a Latin word before ``*``),
+    ``("h", hangul)`` (a Hangul word, which matches the beginning of a text
+    word, particles attached) and ``("c", cjk)`` (Japanese or Chinese
+    characters, which match wherever the text's words spell them out).
+    """
     star = raw.endswith("*")
     body = raw[:-1] if star else raw
     if "*" in body:
@@ -233,17 +237,21 @@ def _segments(raw: str, pos: int, fail) -> tuple[tuple[str, str], ...]:
         fail(f"{what} has no letters or digits to search for", pos)
     if star and tokens[-1].end != len(body):
         fail("a wildcard * must follow a letter or digit", pos + len(body))
+    # Read as the text is (Japanese, so that Han is not cut by the Chinese
+    # segmenter), then CJK words in a row are joined again: a CJK term matches
+    # by its characters, wherever the text's words spell it out.
+    parts = [w for w in words(body, tokens, japanese=True) if not w.aside]
     segments: list[tuple[str, str]] = []
-    for k, tok in enumerate(tokens):
-        if tok.cjk:
-            # Joined as the document's runs are: across spaces and middle dots.
-            if (segments and segments[-1][0] == "c"
-                    and _CJK_JOINERS.fullmatch(body, tokens[k - 1].end, tok.start)):
-                segments[-1] = ("c", segments[-1][1] + tok.norm)
+    for k, word in enumerate(parts):
+        if word.kind == "c":
+            if segments and segments[-1][0] == "c":
+                segments[-1] = ("c", segments[-1][1] + word.norm)
             else:
-                segments.append(("c", tok.norm))
+                segments.append(("c", word.norm))
+        elif word.kind == "h":
+            segments.append(("h", word.norm))
         else:
-            segments.append(("p" if star and k == len(tokens) - 1 else "w", tok.norm))
+            segments.append(("p" if star and k == len(parts) - 1 else "w", word.norm))
     return tuple(segments)
 
 
@@ -418,7 +426,7 @@ def _term_key(term: Term) -> tuple[str, str]:
     cjk = [v for k, v in term.segments if k == "c"]
     if cjk:
         return "c", max(cjk, key=len)
-    return "p", term.segments[-1][1]
+    return "p", max((v for k, v in term.segments if k in "ph"), key=len)
 
 
 def _anchors(node: Node) -> frozenset[Term] | None:
@@ -462,48 +470,109 @@ def _check(node: Node, fail) -> None:
 
 # ---------------------------------------------------------------------- document
 
+class _Chain:
+    """CJK words in a row joined into one string, so that a CJK term is found
+    by its characters and accepted where it starts and ends on word boundaries.
+
+    ``starts`` and ``ends`` map an offset in ``text`` where a word starts (ends)
+    to (position, offset in the original field text)."""
+
+    __slots__ = ("text", "starts", "ends", "offset_of", "_parts", "_length", "_found")
+
+    def __init__(self) -> None:
+        self.starts: dict[int, tuple[int, int]] = {}
+        self.ends: dict[int, tuple[int, int]] = {}
+        self.offset_of: dict[int, int] = {}     # position -> offset of its word
+        self._parts: list[str] = []
+        self._length = 0
+        self._found: dict[str, list[int]] = {}
+        self.text = ""
+
+    def add(self, norm: str, position: int, start: int, end: int, joined: bool) -> None:
+        if self._parts and not joined:
+            self._parts.append("\0")
+            self._length += 1
+        self.starts[self._length] = (position, start)
+        self.offset_of.setdefault(position, self._length)
+        self._parts.append(norm)
+        self._length += len(norm)
+        self.ends[self._length] = (position, end)
+
+    def close(self) -> None:
+        self.text = "".join(self._parts)
+        self._parts = []
+
+    def find(self, needle: str) -> list[int]:
+        """Every offset where ``needle`` occurs (overlapping ones too); no cap."""
+        found = self._found.get(needle)
+        if found is None:
+            found = []
+            text, k = self.text, self.text.find(needle)
+            while k >= 0:
+                found.append(k)
+                k = text.find(needle, k + 1)
+            self._found[needle] = found
+        return found
+
+
 class _Field:
-    """One field of a document, tokenised once, with the indexes matching needs."""
+    """One field of a document, tokenised once, with the indexes matching needs.
 
-    __slots__ = ("name", "text", "tokens", "norms", "positions", "_vocab",
-                 "cjk_text", "cjk_starts", "cjk_tokens", "cjk_offset", "_charmaps", "_found")
+    ``tokens``/``norms`` are ``textnorm.tokenize``'s (a CJK run is one token):
+    the normalised form fingerprints are computed from. Matching counts the
+    finer ``segment.words``: ``wnorms[p]``, ``wtok[p]`` (offsets) are the word at
+    position ``p``; readings in parentheses are not positions but sit in
+    ``aside``, anchored at the name they follow.
+    """
 
-    def __init__(self, name: str, text: str):
+    __slots__ = ("name", "text", "tokens", "norms", "wnorms", "wtok", "cjk", "positions",
+                 "_vocab", "chain", "aside")
+
+    def __init__(self, name: str, text: str, japanese: bool):
         self.name = name
         self.text = text
         self.tokens = tokenize(text)
         self.norms = [t.norm for t in self.tokens]
+        self.chain = _Chain()
+        self.aside = _Chain()
+        self.cjk: set[int] = set()
         positions: dict[str, list[int]] = {}
-        pieces: list[str] = []
-        self.cjk_starts: list[int] = []     # offsets in cjk_text, one per cjk token
-        self.cjk_tokens: list[int] = []     # the token index of each
-        self.cjk_offset: dict[int, int] = {}
-        length = 0
-        previous: Token | None = None
-        for i, tok in enumerate(self.tokens):
-            if tok.cjk:
-                # Runs separated by nothing but spaces or a middle dot form one chain.
-                if pieces and not (previous is not None and previous.cjk and
-                                   _CJK_JOINERS.fullmatch(text, previous.end, tok.start)):
-                    pieces.append("\0")
-                    length += 1
-                self.cjk_starts.append(length)
-                self.cjk_tokens.append(i)
-                self.cjk_offset[i] = length
-                pieces.append(tok.norm)
-                length += len(tok.norm)
-            else:
-                positions.setdefault(tok.norm, []).append(i)
-            previous = tok
+        if not any(t.cjk for t in self.tokens) and not HANGUL_RE.search(text):
+            # The common case (no CJK, no Hangul): the tokens are the words.
+            self.wnorms, self.wtok = self.norms, self.tokens
+            for i, norm in enumerate(self.norms):
+                positions.setdefault(norm, []).append(i)
+        else:
+            main = []
+            previous_cjk = False
+            aside_open = False
+            for word in words(text, self.tokens, japanese=japanese):
+                if word.aside:
+                    # A reading: its own little chain, anchored at the name before it.
+                    self.aside.add(word.norm, max(len(main) - 1, 0), word.start, word.end,
+                                   joined=aside_open)
+                    aside_open = True
+                    continue
+                aside_open = False
+                p = len(main)
+                main.append(word)
+                if word.kind == "c":
+                    self.cjk.add(p)
+                    self.chain.add(word.norm, p, word.start, word.end, joined=previous_cjk)
+                    previous_cjk = True
+                else:
+                    positions.setdefault(word.norm, []).append(p)
+                    previous_cjk = False
+            self.wnorms = [w.norm for w in main]
+            self.wtok = main
+        self.chain.close()
+        self.aside.close()
         self.positions = positions
-        self.cjk_text = "".join(pieces)
         self._vocab: list[str] | None = None
-        self._charmaps: dict[int, list[int] | None] = {}
-        self._found: dict[str, list[tuple[int, int]]] = {}
 
     @property
     def vocabulary(self) -> list[str]:
-        """The distinct (non-CJK) words, sorted, for prefix look-ups."""
+        """The distinct non-CJK words, sorted, for prefix look-ups."""
         if self._vocab is None:
             self._vocab = sorted(self.positions)
         return self._vocab
@@ -517,59 +586,6 @@ class _Field:
             out.extend(self.positions[vocab[k]])
         out.sort()
         return out
-
-    def cjk_find(self, needle: str) -> list[tuple[int, int]]:
-        """Offsets in ``cjk_text`` of each (possibly overlapping) occurrence."""
-        found = self._found.get(needle)
-        if found is None:
-            found = []
-            text = self.cjk_text
-            k = text.find(needle)
-            while k >= 0 and len(found) < _MAX_CJK_OCCURRENCES:
-                found.append((k, k + len(needle)))
-                k = text.find(needle, k + 1)
-            self._found[needle] = found
-        return found
-
-    def cjk_locate(self, offset: int, end: bool) -> tuple[int, int]:
-        """(token index, offset in the original text) of a ``cjk_text`` offset."""
-        k = bisect.bisect_right(self.cjk_starts, offset - 1 if end else offset) - 1
-        index = self.cjk_tokens[k]
-        tok = self.tokens[index]
-        inner = offset - self.cjk_starts[k]
-        if inner >= len(tok.norm):
-            return index, tok.end
-        charmap = self._charmap(index)
-        if charmap is None:        # folding changed the run beyond recognition
-            return index, tok.end if end else tok.start
-        return index, tok.start + charmap[inner]
-
-    def cjk_token_end(self, index: int) -> int:
-        return self.cjk_offset[index] + len(self.norms[index])
-
-    def _charmap(self, index: int) -> list[int] | None:
-        """For each character of a cjk token's norm, its offset in the token's text."""
-        if index not in self._charmaps:
-            tok = self.tokens[index]
-            raw = self.text[tok.start:tok.end]
-            charmap: list[int] = []
-            parts: list[str] = []
-            i = 0
-            while i < len(raw):
-                j = i + 1
-                while j < len(raw) and _attaches(raw[j]):
-                    j += 1
-                folded = fold(raw[i:j])
-                charmap.extend([i] * len(folded))
-                parts.append(folded)
-                i = j
-            self._charmaps[index] = charmap if "".join(parts) == tok.norm else None
-        return self._charmaps[index]
-
-
-def _attaches(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat[0] == "M" or cat == "Cf" or ch in "\uff9e\uff9f"
 
 
 class Document:
@@ -586,8 +602,11 @@ class Document:
     @classmethod
     def build(cls, *, title: str = "", text: str = "", source: str = "",
               url: str = "") -> "Document":
-        values = {"title": title, "text": text, "source": source, "url": url}
-        return cls({name: _Field(name, values[name] or "") for name in FIELDS})
+        values = {"title": title or "", "text": text or "", "source": source or "",
+                  "url": url or ""}
+        # Han characters are read as Japanese when the article has any kana.
+        japanese = has_kana(values["title"]) or has_kana(values["text"])
+        return cls({name: _Field(name, values[name], japanese) for name in FIELDS})
 
     @classmethod
     def from_article(cls, article, source: str | None = None) -> "Document":
@@ -602,10 +621,10 @@ class Document:
     def vocabulary(self) -> set[str]:
         """Every distinct non-CJK word of every field."""
         if self._vocabulary is None:
-            words: set[str] = set()
+            found: set[str] = set()
             for f in self.fields.values():
-                words.update(f.positions)
-            self._vocabulary = words
+                found.update(f.positions)
+            self._vocabulary = found
         return self._vocabulary
 
     @property
@@ -616,16 +635,19 @@ class Document:
 
     @property
     def cjk_text(self) -> str:
-        """The CJK chains of every field, NUL-separated."""
+        """The CJK chains (and readings) of every field, NUL-separated."""
         if self._cjk is None:
-            self._cjk = "\0".join(f.cjk_text for f in self.fields.values() if f.cjk_text)
+            self._cjk = "\0".join(c.text for f in self.fields.values()
+                                  for c in (f.chain, f.aside) if c.text)
         return self._cjk
 
 
 # -------------------------------------------------------------------- evaluation
 
-# A span is (field, first token, last token, leaves); a leaf is
-# (term display, field, start, end) with offsets into the field's text.
+# A span is one occurrence of a term: (field, first position, last position,
+# leaves); a leaf is (term display, field, start, end) with offsets into the
+# field's text. A NEAR keeps its participants' spans as they are, so that a
+# NEAR around it measures from each term, not from the stretch between them.
 _Leaf = tuple[str, str, int, int]
 _Span = tuple[str, int, int, tuple[_Leaf, ...]]
 
@@ -678,91 +700,183 @@ class _Evaluator:
         spans: list[_Span] = []
         for name in (term.field,) if term.field else DEFAULT_FIELDS:
             f = self.doc.fields[name]
+            leaf_name = term.display
             for first, last, start, end in _find(f, term.segments):
-                spans.append((name, first, last, ((term.display, name, start, end),)))
+                spans.append((name, first, last, ((leaf_name, name, start, end),)))
         return spans or None
+
+    def explain(self, node: Node) -> list[str]:
+        """Why ``node`` does not match: the parts that found nothing, and for a
+        NEAR whose sides were both found, how close they came."""
+        if self.eval(node) is not None:
+            return []
+        if isinstance(node, Term):
+            return [f"{_shown(node)} is not in the {_where(node)}"]
+        if isinstance(node, And):
+            return [why for c in node.children for why in self.explain(c)]
+        if isinstance(node, Or):
+            if all(isinstance(c, Term) for c in node.children):
+                names = ", ".join(_shown(c) for c in node.children[:12])
+                more = f" and {len(node.children) - 12} more" if len(node.children) > 12 else ""
+                return [f"none of {names}{more} is in the article"]
+            return ["no alternative matched: " + "; ".join(
+                why for c in node.children for why in self.explain(c))]
+        if isinstance(node, Not):
+            hits = self.eval(node.child) or []
+            words = _written(self.doc, hits)
+            found = f": found {', '.join(words[:5])}" if words else ""
+            return [f"excluded by NOT {_brief(node.child)}{found}"]
+        left, right = self.eval(node.left), self.eval(node.right)
+        if not left or not right:
+            return [why for side in (node.left, node.right) for why in self.explain(side)]
+        gap = _closest(left, right)
+        if gap is None:
+            return [f"{_brief(node.left)} and {_brief(node.right)} are found only in different "
+                    f"fields; NEAR/{node.distance} needs them in one"]
+        return [f"{_brief(node.left)} … {_brief(node.right)}: {gap} words apart at the closest, "
+                f"NEAR/{node.distance} needs at most {node.distance}"]
+
+
+def _shown(term: Term) -> str:
+    return f"'{term.display}'"
+
+
+def _where(term: Term) -> str:
+    return f"{term.field}" if term.field else "title or text"
+
+
+def _brief(node: Node, limit: int = 60) -> str:
+    """A node as a reader would name it: a term's words, a group's first terms."""
+    if isinstance(node, Term):
+        return term_display(node)
+    text = str(node)
+    return text if len(text) <= limit else text[:limit - 1] + "…)"
+
+
+def term_display(term: Term) -> str:
+    return term.display
+
+
+def _written(doc: Document, spans: list[_Span]) -> list[str]:
+    return list(dict.fromkeys(" ".join(doc.fields[f].text[s:e].split())
+                              for span in spans for _, f, s, e in span[3]))
 
 
 def _find(f: _Field, segments: tuple[tuple[str, str], ...]) -> Iterator[tuple[int, int, int, int]]:
-    """Each match of a term in a field: (first token, last token, start, end)."""
-    tokens, norms = f.tokens, f.norms
+    """Each match of a term in a field: (first position, last position, start, end)."""
+    wtok, wnorms, cjk = f.wtok, f.wnorms, f.cjk
     kind, value = segments[0]
     rest = segments[1:]
     if kind == "c":
-        if not f.cjk_text:
-            return
         starts = []
-        for o_start, o_end in f.cjk_find(value):
-            first, start = f.cjk_locate(o_start, end=False)
-            last, end = f.cjk_locate(o_end, end=True)
-            if rest and o_end != f.cjk_token_end(last):
+        for chain in ((f.chain, f.aside) if not rest else (f.chain,)):
+            if not chain.text:
                 continue
-            starts.append((first, last, start, end))
+            begins, ends = chain.starts, chain.ends
+            size = len(value)
+            for k in chain.find(value):
+                b = begins.get(k)
+                if b is None:
+                    continue
+                e = ends.get(k + size)
+                if e is not None:
+                    starts.append((b[0], e[0], b[1], e[1]))
     else:
         found = f.positions.get(value, ()) if kind == "w" else f.prefix_positions(value)
-        starts = [(p, p, tokens[p].start, tokens[p].end) for p in found]
+        starts = [(p, p, wtok[p].start, wtok[p].end) for p in found]
     if not rest:
         yield from starts
         return
-    n = len(tokens)
+    n = len(wnorms)
     for first, last, start, end in starts:
         pos = last + 1
-        for k, (kind, value) in enumerate(rest, 1):
+        for kind, value in rest:
             if pos >= n:
                 break
-            tok = tokens[pos]
             if kind == "c":
-                if not tok.cjk:
+                if pos not in cjk:
                     break
-                offset = f.cjk_offset[pos]
-                if not f.cjk_text.startswith(value, offset):
+                chain = f.chain
+                offset = chain.offset_of[pos]
+                if not chain.text.startswith(value, offset):
                     break
-                o_end = offset + len(value)
-                last, end = f.cjk_locate(o_end, end=True)
-                if k < len(rest) and o_end != f.cjk_token_end(last):
+                e = chain.ends.get(offset + len(value))
+                if e is None:
                     break
+                last, end = e
                 pos = last + 1
-            elif tok.cjk or not (norms[pos] == value if kind == "w"
-                                 else norms[pos].startswith(value)):
+            elif pos in cjk or not (wnorms[pos] == value if kind == "w"
+                                    else wnorms[pos].startswith(value)):
                 break
             else:
-                last, end = pos, tok.end
+                last, end = pos, wtok[pos].end
                 pos += 1
         else:
             yield first, last, start, end
 
 
 def _near(left: list[_Span], right: list[_Span], distance: int) -> list[_Span]:
-    """Spans joining each left span with a right one within ``distance`` tokens,
-    and each right span with a left one (so that every participant is a hit)."""
-    out: list[_Span] = []
-    out.extend(_pairs(left, right, distance, swap=False))
-    out.extend(_pairs(right, left, distance, swap=True))
+    """The spans of either side that have a partner on the other side within
+    ``distance`` positions, each kept as it is (so every participant is a hit)."""
+    out = _partnered(left, right, distance)
+    out.extend(_partnered(right, left, distance))
     return out
 
 
-def _pairs(spans: list[_Span], others: list[_Span], distance: int, swap: bool) -> Iterator[_Span]:
-    by_field: dict[str, list[_Span]] = {}
-    for span in others:
-        by_field.setdefault(span[0], []).append(span)
-    index = {name: (sorted(group, key=_first), max(s[2] - s[1] for s in group))
-             for name, group in by_field.items()}
-    for name, first, last, leaves in spans:
-        if name not in index:
+def _by_field(spans: list[_Span]) -> dict[str, tuple[list[int], list[int], list[int]]]:
+    """Per field: the spans' first positions sorted, their last positions in the
+    same order, and the running maximum of those last positions."""
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for name, first, last, _ in spans:
+        groups.setdefault(name, []).append((first, last))
+    out = {}
+    for name, pairs in groups.items():
+        pairs.sort()
+        firsts = [a for a, _ in pairs]
+        lasts = [b for _, b in pairs]
+        running, top = [], -1
+        for b in lasts:
+            top = max(top, b)
+            running.append(top)
+        out[name] = (firsts, lasts, running)
+    return out
+
+
+def _partnered(spans: list[_Span], others: list[_Span], distance: int) -> list[_Span]:
+    # A span s and o are within d when o.first <= s.last + d and o.last >= s.first - d:
+    # among the others starting early enough, the one reaching furthest decides.
+    # O(log n) a span, however large either side.
+    index = _by_field(others)
+    out: list[_Span] = []
+    for span in spans:
+        group = index.get(span[0])
+        if group is None:
             continue
-        group, widest = index[name]
-        k = bisect.bisect_left(group, first - distance - widest, key=_first)
-        for other in group[k:]:
-            if other[1] > last + distance:
-                break
-            if max(other[1] - last, first - other[2]) <= distance:
-                pair = (other[3] + leaves) if swap else (leaves + other[3])
-                yield name, min(first, other[1]), max(last, other[2]), pair
-                break
+        firsts, _, running = group
+        k = bisect.bisect_right(firsts, span[2] + distance)
+        if k and running[k - 1] >= span[1] - distance:
+            out.append(span)
+    return out
 
 
-def _first(span: _Span) -> int:
-    return span[1]
+def _closest(left: list[_Span], right: list[_Span]) -> int | None:
+    """The smallest distance, in positions, between a left and a right span in
+    one field, or None when they share no field."""
+    index = _by_field(right)
+    best: int | None = None
+    for name, first, last, _ in left:
+        group = index.get(name)
+        if group is None:
+            continue
+        firsts, _, running = group
+        k = bisect.bisect_left(firsts, first)
+        if k < len(firsts):      # the next one starting at or after this span
+            gap = max(firsts[k] - last, 0)
+            best = gap if best is None else min(best, gap)
+        if k:                    # of those starting before it, the one reaching furthest
+            gap = max(first - running[k - 1], 0)
+            best = gap if best is None else min(best, gap)
+    return best
 
 
 # ------------------------------------------------------------------------ results
@@ -777,6 +891,9 @@ class Hit:
     text: str      # the matched original text, e.g. 'Kim Jong-un'
 
 
+MAX_MATCHED_WORDS = 30
+
+
 class MatchResult:
     """Why a query matched a document: its hits, and snippets around them."""
 
@@ -785,13 +902,29 @@ class MatchResult:
         self.doc = doc
 
     def __repr__(self) -> str:
-        return f"MatchResult(terms={self.terms!r}, hits={len(self.hits)})"
+        return f"MatchResult(words={self.words!r}, hits={len(self.hits)})"
 
     @property
     def terms(self) -> list[str]:
         """Distinct query terms that matched, in order of first appearance
         in the document (title first, then text, source, url)."""
         return list(dict.fromkeys(h.term for h in self.hits))
+
+    @property
+    def words(self) -> list[str]:
+        """The words of the article that matched, as the article wrote them
+        ('abducted', 'Kim Jong-un', '金正恩'), distinct, in order of first
+        appearance; at most ``MAX_MATCHED_WORDS``. Hits in the url and source
+        fields are left out when the title or text has some."""
+        hits = [h for h in self.hits if h.field in DEFAULT_FIELDS] or self.hits
+        out: dict[str, None] = {}
+        for h in hits:
+            written = " ".join(h.text.split())
+            if written and written not in out:
+                out[written] = None
+                if len(out) >= MAX_MATCHED_WORDS:
+                    break
+        return list(out)
 
     def snippet(self, width: int = 200) -> str:
         """One readable snippet around the densest cluster of hits in the text
@@ -808,15 +941,16 @@ class MatchResult:
         hits = [h for h in self.hits if h.field == name]
         return _snippet(self.doc.fields[name].text, [(h.start, h.end) for h in hits], width)
 
-    def snippets(self, width: int = 160) -> list[tuple[str, str]]:
-        """(term, snippet) for each matched term, around its first hit."""
-        out: list[tuple[str, str]] = []
-        for term in self.terms:
-            first = next(h for h in self.hits if h.term == term)
-            spans = [(h.start, h.end) for h in self.hits
-                     if h.term == term and h.field == first.field]
-            out.append((term, _snippet(self.doc.fields[first.field].text, spans, width)[0]))
-        return out
+    def snippets(self, width: int = 160, limit: int = 50) -> list[tuple[str, str]]:
+        """(term, snippet) for each matched term (at most ``limit``), around its first hit."""
+        first_field: dict[str, str] = {}
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for h in self.hits:
+            where = first_field.setdefault(h.term, h.field)
+            if where == h.field:
+                spans.setdefault(h.term, []).append((h.start, h.end))
+        return [(term, _snippet(self.doc.fields[first_field[term]].text, spans[term], width)[0])
+                for term in list(first_field)[:limit]]
 
 
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -907,6 +1041,12 @@ class Query:
         """Why the query matches ``doc``, or None when it does not."""
         return _Evaluator(doc).result(self.node)
 
+    def explain(self, doc: Document) -> list[str]:
+        """Why the query does not match ``doc`` (empty when it does): each
+        required part that found nothing, and for a NEAR whose sides were both
+        found, how close they came."""
+        return _Evaluator(doc).explain(self.node)
+
     def anchors(self) -> frozenset[Term]:
         """Positive terms of which at least one occurs in every match."""
         anchors = _anchors(self.node)
@@ -921,9 +1061,9 @@ class Query:
         for term in self.anchors():
             if term.field in ("url", "source"):
                 return None
-            words = [text for kind, text in term.segments if kind in ("w", "p")]
-            if words:
-                needles.append(max(words, key=len))
+            spelled = [text for kind, text in term.segments if kind in ("w", "p", "h")]
+            if spelled:
+                needles.append(max(spelled, key=len))
             else:
                 # CJK text matches across runs joined by spaces: only its first
                 # character is certain to stand in the folded text as written.

@@ -72,7 +72,7 @@ def test_spellings_of_a_name_match(query, spelling):
     ('"岸田 首相"', "岸田首相は", True),
     ("岸田首相", "岸田 首相は", True),             # a space inside Japanese text is not a break
     ("岸田首相", "岸田\n首相は", True),            # nor is a wrapped line
-    ("岸田首相", "岸田、首相は", False),           # but 、 is
+    ("岸田首相", "岸田、首相は", True),            # nor punctuation, as between Latin words
     ("金正恩", "キム・ジョンウン", False),
     ("キムジョンウン", "キム・ジョンウン", True),  # ・ joins like a space
     ("ガス", "ｶﾞｽ漏れ", True),                      # half-width kana
@@ -85,9 +85,13 @@ def test_spellings_of_a_name_match(query, spelling):
     ('"首相 Kishida"', "岸田首相 Kishida", True),
     ('"首相 Kishida"', "首相は Kishida", False),       # CJK before a word ends its run
     ("G7サミット", "G7サミットで", True),
-    # Korean is spaced: whole words.
+    # Korean is spaced, and a word carries its particles: a Hangul term
+    # matches the beginning of a word.
     ("김정은", "김정은 위원장", True),
-    ("김정", "김정은 위원장", False),
+    ("김정은", "김정은과 만나", True),
+    ("정상회담", "북일 정상회담을 추진", True),
+    ("회담", "북일 정상회담을 추진", False),
+    ("김정", "김정은 위원장", True),
 ])
 def test_term_matching(query, text, expected):
     assert matches(query, text_doc(text)) is expected
@@ -480,3 +484,46 @@ def test_ast_str_is_readable():
     assert isinstance(q.node, Or)
     assert isinstance(q.node.children[1].children[0], Near)
     assert isinstance(q.node.children[1].children[1], Not)
+
+
+# ------------------------------------------------------- the engine's loose ends
+
+def test_a_near_inside_a_near_measures_from_its_terms_not_their_stretch():
+    # "summit" is 6 words from Kishida and 11 from Kim: inside the stretch
+    # Kishida…Kim, but within 2 words of neither.
+    text = "Kishida a b c d e summit f g h i j Kim"
+    query = compile_query("summit NEAR/2 (Kishida NEAR/20 Kim)")
+    assert query.match(text_doc(text)) is None
+    assert query.match(text_doc("Kishida said a summit with Kim")) is not None
+
+
+def test_no_silent_cap_on_occurrences():
+    # A Japanese term that occurs 10,050 times still matches, at its last occurrence too.
+    text = "首相。" * 10_049 + "首相と金正恩総書記"
+    result = compile_query("首相 NEAR/2 金正恩").match(text_doc(text))
+    assert result is not None
+    assert sum(h.term == "首相" for h in result.hits) >= 1
+    assert len(compile_query("首相").match(text_doc(text)).hits) == 10_050
+
+
+def test_matched_lists_words_as_the_text_wrote_them():
+    doc = Document.build(title="Families of the abducted meet Kim Jong-un's envoy",
+                         text="The abductees' families said ABDUCTIONS must end.")
+    result = compile_query('abduct* AND "Kim Jong Un"').match(doc)
+    assert result.words == ["abducted", "Kim Jong-un", "abductees", "ABDUCTIONS"]
+    assert result.terms == ["abduct*", "Kim Jong Un"]
+
+
+@pytest.mark.parametrize("query, text, reasons", [
+    ("Kishida AND summit", "Kishida spoke.", ["'summit' is not in the title or text"]),
+    ("(Kishida OR Ishiba) AND Kim", "Kim spoke.", ["none of 'Kishida', 'Ishiba' is in the article"]),
+    ("Kishida NEAR/2 Kim", "Kishida a b c d e f Kim",
+     ["Kishida … Kim: 7 words apart at the closest, NEAR/2 needs at most 2"]),
+    ("Kim NOT Kardashian", "Kim Kardashian sang",
+     ["excluded by NOT Kardashian: found Kardashian"]),
+    ("title:Kim", "Kim spoke", ["'Kim' is not in the title"]),
+])
+def test_explain_says_which_part_failed_and_how_close(query, text, reasons):
+    q = compile_query(query)
+    assert q.match(text_doc(text)) is None
+    assert q.explain(text_doc(text)) == reasons

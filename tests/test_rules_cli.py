@@ -73,3 +73,77 @@ def test_unknown_rule_and_unreadable_file_are_usage_errors(project):
     assert project.cli("rules", "test", "nope", "--file", str(PAIRS / "en_original.txt")).code == 2
     missing = project.cli("rules", "test", "summit", "--file", "/nonexistent/article.txt")
     assert missing.code == 2 and "article" in missing.err
+
+
+def test_a_miss_says_which_part_found_nothing_and_how_close_a_near_came(project, tmp_path):
+    project.write(config([("wire", "feed", "https://example.org/rss")], rules="""
+[[rules]]
+name = "near"
+query = 'Kishida NEAR/20 Kim AND summit'
+"""))
+    article = tmp_path / "far.txt"
+    filler = " ".join(f"word{i}" for i in range(33))
+    article.write_text(f"Kishida speaks\n\nKishida {filler} Kim spoke of a summit.\n", encoding="utf-8")
+
+    text = project.cli("rules", "test", "near", "--file", str(article))
+    data = project.cli("rules", "test", "near", "--json", "--file", str(article)).json()
+
+    assert text.code == 1 and "no match" in text.out
+    assert "Kishida … Kim: 34 words apart at the closest, NEAR/20 needs at most 20" in text.out
+    assert data["matched"] is False and data["why_not"] == [
+        "Kishida … Kim: 34 words apart at the closest, NEAR/20 needs at most 20"]
+
+
+def eval_folder(root, pos: dict[str, str], neg: dict[str, str]):
+    for label, files in (("pos", pos), ("neg", neg)):
+        (root / label).mkdir(parents=True)
+        for name, text in files.items():
+            (root / label / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_rules_eval_reports_recall_precision_misses_and_false_alerts(project, tmp_path):
+    write(project)
+    folder = eval_folder(tmp_path / "labelled", pos={
+        "hit.txt": "Kishida seeks summit with Kim\n\nPrime Minister Kishida wants a summit with Kim.",
+        "miss.txt": "Tokyo seeks talks\n\nJapan wants to meet the North Korean leader.",
+    }, neg={
+        "false.txt": "Kishida, Kim and a summit\n\nKishida met Kim Yo-han at a business summit.",
+        "fine.txt": "Markets\n\nStocks rose in Tokyo.",
+    })
+
+    text = project.cli("rules", "eval", "summit", str(folder))
+    data = project.cli("rules", "eval", "summit", str(folder), "--json").json()
+    bar = project.cli("rules", "eval", "summit", str(folder), "--min", "0.5")
+    high = project.cli("rules", "eval", "summit", str(folder), "--min", "0.9")
+
+    assert text.code == 0, text.err
+    assert "recall 0.500 (1/2)" in text.out and "precision 0.500 (1/2)" in text.out
+    assert "missed pos/miss.txt" in text.out and "false alert neg/false.txt" in text.out
+    assert data["recall"] == 0.5 and data["precision"] == 0.5
+    assert [m["file"] for m in data["misses"]] == ["pos/miss.txt"]
+    assert data["misses"][0]["why_not"]
+    assert data["false_alerts"][0]["matched"] == ["Kishida", "Kim", "summit"]
+    assert bar.code == 0 and high.code == 1
+
+
+def test_rules_eval_needs_pos_and_neg(project, tmp_path):
+    write(project)
+    result = project.cli("rules", "eval", "summit", str(tmp_path))
+    assert result.code == 2
+    assert "pos" in result.err and "no such folder" in result.err
+
+
+def test_validate_warns_about_lower_case_operators(project):
+    project.write(config([("wire", "feed", "https://example.org/rss")], rules="""
+[[rules]]
+name = "loose"
+query = 'Kishida and Kim or "war and peace" NOT sushi'
+"""))
+    result = project.cli("validate")
+    assert result.code == 0
+    warnings = [line for line in result.err.splitlines() if "warning" in line]
+    assert len(warnings) == 2, result.err
+    assert "rule 'loose'" in warnings[0] and "'and'" in warnings[0] and "(AND)" in warnings[0]
+    assert "line " in warnings[0]
+    assert "'or'" in warnings[1]
