@@ -470,17 +470,29 @@ def _check(node: Node, fail) -> None:
 
 # ---------------------------------------------------------------------- document
 
+LOOSE_END = 3
+
+
 class _Chain:
     """CJK words in a row joined into one string, so that a CJK term is found
     by its characters and accepted where it starts and ends on word boundaries.
 
-    ``starts`` and ``ends`` map an offset in ``text`` where a word starts (ends)
-    to (position, offset in the original field text)."""
+    ``starts`` maps an offset in ``text`` where a word starts to (position,
+    start and end in the original field text); ``ends`` an offset where one
+    ends to (position, end in the original text).
 
-    __slots__ = ("text", "starts", "ends", "offset_of", "_parts", "_length", "_found")
+    A term of ``LOOSE_END`` or more characters may also end inside a word:
+    analysers sometimes glue a name's last character to what follows (UniDic
+    reads 金与正副部長 as 金 / 与 / 正副 / 部 / 長), and a three-character
+    term that starts on a boundary is specific enough to be the word it
+    spells. One or two characters must end on a boundary (金 is not in 金曜日).
+    ``bench/bench_segment.py`` measures both sides of this."""
+
+    __slots__ = ("text", "starts", "ends", "offset_of", "_parts", "_length", "_found",
+                 "_begins")
 
     def __init__(self) -> None:
-        self.starts: dict[int, tuple[int, int]] = {}
+        self.starts: dict[int, tuple[int, int, int]] = {}
         self.ends: dict[int, tuple[int, int]] = {}
         self.offset_of: dict[int, int] = {}     # position -> offset of its word
         self._parts: list[str] = []
@@ -492,7 +504,7 @@ class _Chain:
         if self._parts and not joined:
             self._parts.append("\0")
             self._length += 1
-        self.starts[self._length] = (position, start)
+        self.starts[self._length] = (position, start, end)
         self.offset_of.setdefault(position, self._length)
         self._parts.append(norm)
         self._length += len(norm)
@@ -501,6 +513,16 @@ class _Chain:
     def close(self) -> None:
         self.text = "".join(self._parts)
         self._parts = []
+        self._begins: list[int] | None = None
+
+    def end_inside(self, offset: int) -> tuple[int, int]:
+        """(position, original offset) of a chain offset inside a word."""
+        if self._begins is None:
+            self._begins = sorted(self.starts)
+        k = self._begins[bisect.bisect_right(self._begins, offset) - 1]
+        position, start, end = self.starts[k]
+        # One to one inside a word, unless folding changed its length.
+        return position, min(start + (offset - k), end)
 
     def find(self, needle: str) -> list[int]:
         """Every offset where ``needle`` occurs (overlapping ones too); no cap."""
@@ -774,11 +796,14 @@ def _find(f: _Field, segments: tuple[tuple[str, str], ...]) -> Iterator[tuple[in
                 continue
             begins, ends = chain.starts, chain.ends
             size = len(value)
+            loose = size >= LOOSE_END
             for k in chain.find(value):
                 b = begins.get(k)
                 if b is None:
                     continue
                 e = ends.get(k + size)
+                if e is None and loose and chain.text[k + size - 1] != "\0":
+                    e = chain.end_inside(k + size)
                 if e is not None:
                     starts.append((b[0], e[0], b[1], e[1]))
     else:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from monitor.textnorm import Token, fold
+from monitor.textnorm import Token, fold_word
 
 __all__ = ["Word", "words", "has_kana", "HANGUL_RE"]
 
@@ -67,6 +67,7 @@ def has_kana(text: str) -> bool:
 
 
 _tagger = None
+_BATCH_CHARS = 8_000
 
 
 def _japanese_boundaries(runs: list[str]) -> list[list[int]]:
@@ -75,24 +76,37 @@ def _japanese_boundaries(runs: list[str]) -> list[list[int]]:
     if _tagger is None:
         import fugashi      # loaded only by processes that meet Japanese text
         _tagger = fugashi.Tagger("-Owakati")
-    # One call for all runs, kept apart by 。 (never inside a run, and always a
-    # token of its own): MeCab's per-call overhead is paid once per field.
-    surfaces = _tagger.parse("。".join(runs)).split()
-    out: list[list[int]] = []
-    k = 0
-    for run in runs:
-        cuts: list[int] = []
-        pos = 0
-        while k < len(surfaces) and surfaces[k] != "。":
-            found = run.find(surfaces[k], pos)
-            if found > 0:
-                cuts.append(found)
-            if found >= 0:
-                pos = found + len(surfaces[k])
-            k += 1
-        k += 1
-        out.append(sorted(set(cuts)))
-    return out
+    # Pieces of runs go to MeCab in batches, kept apart by 。 (never inside a
+    # run, and always a token of its own): the per-call overhead is paid once
+    # a batch, and no call gets an input large enough to crash it (1 MB does).
+    # A run longer than a batch (hostile, or a page without punctuation) is cut
+    # into pieces, each starting a word.
+    pieces = [(i, k, run[k:k + _BATCH_CHARS]) for i, run in enumerate(runs)
+              for k in range(0, len(run), _BATCH_CHARS)]
+    cuts: list[set[int]] = [set() for _ in runs]
+    batch: list[tuple[int, int, str]] = []
+    size = 0
+    for piece in pieces + [(-1, 0, "")]:
+        if piece[0] >= 0 and (not batch or size + len(piece[2]) <= _BATCH_CHARS):
+            batch.append(piece)
+            size += len(piece[2]) + 1
+            continue
+        surfaces = _tagger.parse("。".join(text for _, _, text in batch)).split()
+        j = 0
+        for i, offset, text in batch:
+            if offset:
+                cuts[i].add(offset)
+            pos = 0
+            while j < len(surfaces) and surfaces[j] != "。":
+                found = text.find(surfaces[j], pos)
+                if found > 0:
+                    cuts[i].add(offset + found)
+                if found >= 0:
+                    pos = found + len(surfaces[j])
+                j += 1
+            j += 1
+        batch, size = [piece], len(piece[2]) + 1
+    return [sorted(c) for c in cuts]
 
 
 def _chinese_boundaries(runs: list[str]) -> list[list[int]]:
@@ -132,13 +146,13 @@ def words(text: str, tokens: list[Token], *, japanese: bool | None = None) -> li
                 append(Word(tok.norm, tok.start, tok.end, "c", False))
                 continue
             for a, b in zip(bounds, bounds[1:]):
-                norm = fold(text[tok.start + a:tok.start + b])
+                norm = fold_word(text[tok.start + a:tok.start + b])
                 if norm:
                     append(Word(norm, tok.start + a, tok.start + b, "c", False))
         elif HANGUL_RE.search(text, tok.start, tok.end):
             raw = text[tok.start:tok.end]
             for part in _SCRIPT_PARTS.finditer(raw):
-                norm = fold(part.group())
+                norm = fold_word(part.group())
                 if norm:
                     kind = "h" if HANGUL_RE.match(part.group()) else "w"
                     append(Word(norm, tok.start + part.start(), tok.start + part.end(), kind, False))

@@ -44,7 +44,7 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-__all__ = ["Token", "fold", "tokenize", "normalise", "is_cjk_char"]
+__all__ = ["Token", "fold", "fold_word", "tokenize", "normalise", "is_cjk_char"]
 
 
 class Token(NamedTuple):
@@ -284,7 +284,9 @@ _FOLD_CACHE: dict[str, str] = {}
 _FOLD_CACHE_MAX = 200_000
 
 
-def _fold_word(word: str) -> str:
+def fold_word(word: str) -> str:
+    """``fold(word)``, remembered for short words: for the many repeats of the
+    words of a language."""
     norm = _FOLD_CACHE.get(word)
     if norm is None:
         norm = fold(word)
@@ -305,7 +307,7 @@ def tokenize(text: str) -> list[Token]:
         word = m.group()
         norm = cache.get(word)
         if norm is None:
-            norm = _fold_word(word)
+            norm = fold_word(word)
         start, end = m.span()
         append(new(Token, (norm, start, end, m.lastindex == 1)))
     return out

@@ -99,3 +99,15 @@ def test_a_japanese_phrase_in_the_title_and_a_korean_one_in_the_text():
     assert result is not None
     assert result.words == ["日朝首脳会談", "정상회담을"]
     assert [h.field for h in result.hits] == ["title", "text"]
+
+
+@pytest.mark.parametrize("query, text, expected", [
+    # UniDic glues a name's last character to the next word (正副, 正党): a term of
+    # three characters or more may end inside a word; shorter ones may not.
+    ("金与正", "北朝鮮の金与正副部長が談話", ["金与正"]),
+    ("金与正", "金与正党副部長", ["金与正"]),
+    ("金", "金曜日に", None),
+    ("金正恩", "金与正氏", None),
+])
+def test_a_long_term_may_end_inside_a_word(query, text, expected):
+    assert matched(query, text) == expected
