@@ -198,3 +198,26 @@ def test_headline_only(rules, title, expected):
     fired = _fired(rules, title, "")
     assert set(fired) == expected, {
         rule: sorted(map(str, m.terms)) for rule, m in fired.items()}
+
+
+# --- the rules over the labelled articles, per language (`rules eval`) -------
+
+EVAL = Path(__file__).resolve().parent / "testdata" / "eval"
+BAR = 0.95
+
+
+@pytest.mark.parametrize("rule", [SUMMIT, ABDUCTEES])
+@pytest.mark.parametrize("lang", ["en", "ja", "ko"])
+def test_shipped_rule_meets_the_bar_in_each_language(rule, lang, tmp_path):
+    from tests.conftest import run_cli
+
+    folder = EVAL / rule / lang
+    result = run_cli("--config", str(CONFIG), "rules", "eval", rule, str(folder),
+                     "--json", "--min", str(BAR), cwd=tmp_path)
+    report = result.json()
+    assert report["positives"] >= 30 and report["negatives"] >= 30
+    assert not report["unreadable"]
+    assert result.code == 0, (f"{rule} {lang}: recall {report['recall']}, precision "
+                              f"{report['precision']}; misses "
+                              f"{[m['file'] for m in report['misses']]}; false alerts "
+                              f"{[(f['file'], f['matched']) for f in report['false_alerts']]}")
