@@ -128,7 +128,7 @@ def test_config_shape():
     assert cfg["storage"]["url"] == "sqlite:///data/monitor.db"
 
     sources = cfg["sources"]
-    assert 8 <= len(sources) <= 14
+    assert 8 <= len(sources) <= 24
     names = [s["name"] for s in sources]
     assert len(set(names)) == len(names)
     for s in sources:
@@ -137,6 +137,8 @@ def test_config_shape():
         if s["kind"] == "page":
             assert s.get("link_pattern")
 
+    # Coverage in the three languages of the story, Korean included.
+    assert {"nhk-ja-main", "yonhap-en-northkorea", "yonhap-ko-northkorea"} <= set(names)
     assert [r["name"] for r in cfg["rules"]] == [SUMMIT, ABDUCTEES]
     for r in cfg["rules"]:
         assert r["notify"] == ["archive"]
