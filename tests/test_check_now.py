@@ -78,6 +78,8 @@ def test_first_run_alerts_on_matching_article_with_headline_and_reason(project, 
     assert alert["source"] == "wire"
     assert alert["followup"] is False
     assert {"Kishida", "summit"} <= set(alert["matched"])
+    # The words as the article wrote them, not the query's patterns.
+    assert "Prime Minister" in alert["matched"] and "prime minister" not in alert["matched"]
     assert alert["published"] and alert["published"].startswith(str(summit.published.year))
     assert "Kishida" in alert["snippet"] or "summit" in alert["snippet"]
     assert set(alert) == {"alert_id", "rule", "story_id", "followup", "url", "title",
