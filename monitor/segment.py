@@ -50,6 +50,8 @@ class Word(NamedTuple):
     aside: bool    # part of a reading in parentheses after a name
 
 
+_HAN_KANA_RE = re.compile("[\u3005-\u3007\u3041-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+                          "\uf900-\ufaff\uff66-\uff9f\U00020000-\U000323af]")
 _KANA_RE = re.compile("[\u3041-\u3096\u30a1-\u30fa\u30fc\uff66-\uff9f]")
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uffa0-\uffdc"
 HANGUL_RE = re.compile(f"[{_HANGUL}]")
@@ -132,10 +134,13 @@ def words(text: str, tokens: list[Token], *, japanese: bool | None = None) -> li
     if japanese is None:
         japanese = has_kana(text)
     cuts: dict[int, list[int]] = {}
-    if cjk:
-        runs = [text[t.start:t.end] for t in cjk]
+    # Only Japanese and Chinese runs go to an analyser; Thai, Lao, Khmer and
+    # Myanmar runs stay whole (no analyser for them here).
+    analysed = [t for t in cjk if _HAN_KANA_RE.match(text, t.start)]
+    if analysed:
+        runs = [text[t.start:t.end] for t in analysed]
         found = _japanese_boundaries(runs) if japanese else _chinese_boundaries(runs)
-        cuts = {t.start: c for t, c in zip(cjk, found)}
+        cuts = {t.start: c for t, c in zip(analysed, found)}
     readings = [m.span(1) for m in _READING_RE.finditer(text)] if cjk else []
     out: list[Word] = []
     append = out.append

@@ -111,3 +111,13 @@ def test_a_japanese_phrase_in_the_title_and_a_korean_one_in_the_text():
 ])
 def test_a_long_term_may_end_inside_a_word(query, text, expected):
     assert matched(query, text) == expected
+
+
+def test_thai_stays_a_run_and_a_huge_japanese_run_is_segmented():
+    thai = "นายกรัฐมนตรีญี่ปุ่น"
+    assert surfaces(thai) == [thai]
+    # 240,000 characters of Japanese without punctuation (hostile, or a broken
+    # page): cut into words in pieces, matched at its very end too.
+    text = "首脳会談" * 60_000 + "金正恩"
+    assert matched("金正恩", text) == ["金正恩"]
+    assert len(compile_query("会談").match(Document.build(text=text)).hits) == 60_000
