@@ -25,26 +25,29 @@ Decisions, as a user sees them:
   words (``Kim`` does not match ``Kimura``); ``abduct*`` matches any word that
   starts with ``abduct``. ``*`` is allowed only at the end of a word or phrase.
   ``-word`` is refused with a hint to use NOT.
-* Phrases match consecutive words, whatever punctuation is between them.
-* Japanese and Chinese (and other scripts written without spaces) match as
-  substrings of runs of such text: ``岸田`` matches in ``岸田文雄首相は``.
-  Runs separated only by spaces or a middle dot (・) are joined, so ``岸田首相``
-  also matches ``岸田 首相`` and line-wrapped text; ``、`` and ``。`` still break.
-  A query is read the same way: the CJK parts of a phrase join across spaces
-  (``"岸田 首相"`` is ``岸田首相``); parts separated by other punctuation
-  (``"岸田、首相"``) must match consecutive runs. In a mixed phrase (``"G7 サミット"``, ``"岸田 Kishida"``) a CJK
-  part that follows a word must start at the beginning of the next run, and one
-  that precedes a word (or a separate CJK part) must end at the end of its run;
-  a CJK part in the middle must fill whole runs. A ``*`` after CJK text changes nothing (CJK text already
-  matches as a prefix, indeed as any substring).
+* Phrases match consecutive words, whatever punctuation is between them, in
+  every script.
+* Words in every language (``monitor.segment``): Japanese and Chinese text is
+  cut into words by an analyser, and a CJK term matches wherever the text's
+  words spell it out, starting and ending on word boundaries (``金正恩``
+  matches 金正恩総書記は, ``会談`` matches inside 首脳会談, ``金`` does not
+  match 金曜日); a term of ``LOOSE_END`` characters or more may end inside a
+  word, and ``拉致*`` (a CJK term with ``*``) may always. A query's CJK parts
+  are joined across spaces and punctuation (``"岸田 首相"`` is ``岸田首相``).
+  A Hangul word matches a text word that begins with it (particles attached:
+  ``김정은`` matches 김정은과). A reading in parentheses after a name
+  (金正恩（キムジョンウン）) is read through, neither breaking a phrase nor
+  counting as words.
 * ``A NEAR/n B``: some match of A and some match of B in the same field lie
-  within n token positions, in either order: ``Kim NEAR/1 summit`` matches
-  "Kim summit" and "summit Kim"; "Kim held a summit" needs ``NEAR/3``. Each side
-  may be a group: ``(Kishida OR 岸田) NEAR/10 (Kim OR 金正恩)``; a group's
-  positions are those of its positive terms (for ``(a AND b) NEAR/5 c`` it is
-  enough that a or b is near c, provided both occur). A run of CJK text is one
-  token, so distances inside Japanese text are counted in runs. ``NEAR/0`` and
-  a side without a positive term (``a NEAR/5 (NOT b)``) are errors.
+  within n words, in either order: ``Kim NEAR/1 summit`` matches "Kim summit"
+  and "summit Kim"; "Kim held a summit" needs ``NEAR/3``. Each side may be a
+  group: ``(Kishida OR 岸田) NEAR/10 (Kim OR 金正恩)``; a group's positions are
+  those of its positive terms (for ``(a AND b) NEAR/5 c`` it is enough that a or
+  b is near c, provided both occur), and a NEAR's positions are those of the
+  terms that met, so ``summit NEAR/2 (Kishida NEAR/20 Kim)`` needs "summit"
+  near Kishida or Kim, not merely between them. Words are counted in every
+  script. ``NEAR/0`` and a side without a positive term (``a NEAR/5 (NOT b)``)
+  are errors.
 * A query must contain a positive term that every match needs: ``NOT x`` or
   ``a OR NOT b`` would match nearly every article and are errors.
 * Errors are ``QueryError`` with the rule name and the 0-based position; nesting
@@ -81,8 +84,9 @@ _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 class Term:
     """A word, prefix, phrase or CJK string, in folded form, limited to a field.
 
-    ``segments`` are ``("w", word)``, ``("p", prefix)`` (last only) and
-    ``("c", cjk_text)``; consecutive CJK parts are already joined.
+    ``segments`` are ``("w", word)``, ``("p", prefix)`` (last only),
+    ``("h", hangul)`` (matches the start of a word), ``("c", cjk_text)`` and
+    ``("q", cjk_prefix)`` (last only); consecutive CJK parts are already joined.
     """
 
     segments: tuple[tuple[str, str], ...]
@@ -248,6 +252,8 @@ def _segments(raw: str, pos: int, fail) -> tuple[tuple[str, str], ...]:
                 segments[-1] = ("c", segments[-1][1] + word.norm)
             else:
                 segments.append(("c", word.norm))
+            if star and k == len(parts) - 1:
+                segments[-1] = ("q", segments[-1][1])   # may end inside a word
         elif word.kind == "h":
             segments.append(("h", word.norm))
         else:
@@ -423,7 +429,7 @@ def _term_key(term: Term) -> tuple[str, str]:
     words = [v for k, v in term.segments if k == "w"]
     if words:
         return "w", max(words, key=len)
-    cjk = [v for k, v in term.segments if k == "c"]
+    cjk = [v for k, v in term.segments if k in "cq"]
     if cjk:
         return "c", max(cjk, key=len)
     return "p", max((v for k, v in term.segments if k in "ph"), key=len)
@@ -770,13 +776,9 @@ def _where(term: Term) -> str:
 def _brief(node: Node, limit: int = 60) -> str:
     """A node as a reader would name it: a term's words, a group's first terms."""
     if isinstance(node, Term):
-        return term_display(node)
+        return node.display
     text = str(node)
     return text if len(text) <= limit else text[:limit - 1] + "…)"
-
-
-def term_display(term: Term) -> str:
-    return term.display
 
 
 def _written(doc: Document, spans: list[_Span]) -> list[str]:
@@ -789,14 +791,14 @@ def _find(f: _Field, segments: tuple[tuple[str, str], ...]) -> Iterator[tuple[in
     wtok, wnorms, cjk = f.wtok, f.wnorms, f.cjk
     kind, value = segments[0]
     rest = segments[1:]
-    if kind == "c":
+    if kind in "cq":
         starts = []
         for chain in ((f.chain, f.aside) if not rest else (f.chain,)):
             if not chain.text:
                 continue
             begins, ends = chain.starts, chain.ends
             size = len(value)
-            loose = size >= LOOSE_END
+            loose = size >= LOOSE_END or kind == "q"
             for k in chain.find(value):
                 b = begins.get(k)
                 if b is None:
@@ -818,7 +820,7 @@ def _find(f: _Field, segments: tuple[tuple[str, str], ...]) -> Iterator[tuple[in
         for kind, value in rest:
             if pos >= n:
                 break
-            if kind == "c":
+            if kind in "cq":
                 if pos not in cjk:
                     break
                 chain = f.chain
@@ -826,6 +828,8 @@ def _find(f: _Field, segments: tuple[tuple[str, str], ...]) -> Iterator[tuple[in
                 if not chain.text.startswith(value, offset):
                     break
                 e = chain.ends.get(offset + len(value))
+                if e is None and (kind == "q" or len(value) >= LOOSE_END):
+                    e = chain.end_inside(offset + len(value))
                 if e is None:
                     break
                 last, end = e
