@@ -348,14 +348,21 @@ def cmd_run(config: Config, args) -> int:
     return run_service(config, http_address=args.http, tick=args.tick)
 
 
+def _rule_named(config: Config, name: str):
+    """The rule called ``name``, or None after saying on stderr that there is none."""
+    rule = next((r for r in config.rules if r.name == name), None)
+    if rule is None:
+        print(f"news-monitor: configuration error: {config.path}: no rule named {name!r}",
+              file=sys.stderr)
+    return rule
+
+
 def cmd_rules_test(config: Config, args) -> int:
     from monitor.query import compile_query
     from monitor.rulecheck import Article, explanation
 
-    rule = next((r for r in config.rules if r.name == args.rule), None)
+    rule = _rule_named(config, args.rule)
     if rule is None:
-        print(f"news-monitor: configuration error: {config.path}: no rule named {args.rule!r}",
-              file=sys.stderr)
         return EXIT_USAGE
     try:
         title, text, url = asyncio.run(_load_article(config, args))
@@ -385,10 +392,8 @@ def cmd_rules_eval(config: Config, args) -> int:
     from monitor.query import compile_query
     from monitor.rulecheck import evaluate
 
-    rule = next((r for r in config.rules if r.name == args.rule), None)
+    rule = _rule_named(config, args.rule)
     if rule is None:
-        print(f"news-monitor: configuration error: {config.path}: no rule named {args.rule!r}",
-              file=sys.stderr)
         return EXIT_USAGE
     if args.min is not None and not 0 <= args.min <= 1:
         print("news-monitor: error: --min must be between 0 and 1", file=sys.stderr)
