@@ -747,8 +747,10 @@ class _Evaluator:
                 names = ", ".join(_shown(c) for c in node.children[:12])
                 more = f" and {len(node.children) - 12} more" if len(node.children) > 12 else ""
                 return [f"none of {names}{more} is in the article"]
-            return ["no alternative matched: " + "; ".join(
-                why for c in node.children for why in self.explain(c))]
+            # Each alternative's reasons, the near misses (a NEAR that came
+            # close) first: those are what a rule writer acts on.
+            reasons = [why for c in node.children for why in self.explain(c)]
+            return sorted(dict.fromkeys(reasons), key=lambda why: " apart" not in why)
         if isinstance(node, Not):
             hits = self.eval(node.child) or []
             words = _written(self.doc, hits)
@@ -1070,11 +1072,15 @@ class Query:
         """Why the query matches ``doc``, or None when it does not."""
         return _Evaluator(doc).result(self.node)
 
-    def explain(self, doc: Document) -> list[str]:
+    def explain(self, doc: Document, limit: int = 12) -> list[str]:
         """Why the query does not match ``doc`` (empty when it does): each
         required part that found nothing, and for a NEAR whose sides were both
-        found, how close they came."""
-        return _Evaluator(doc).explain(self.node)
+        found, how close they came; at most ``limit`` reasons, the near misses
+        first, and a last line saying how many more there are."""
+        reasons = _Evaluator(doc).explain(self.node)
+        if len(reasons) > limit:
+            reasons = reasons[:limit - 1] + [f"… and {len(reasons) - limit + 1} more reasons"]
+        return reasons
 
     def anchors(self) -> frozenset[Term]:
         """Positive terms of which at least one occurs in every match."""
