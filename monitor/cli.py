@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     sources.required = True
     sl = sources.add_parser("list", help="each source with its health")
     sl.add_argument("--json", action="store_true")
+    sd = sources.add_parser("discover", help="the feeds a site offers, as [[sources]] TOML")
+    sd.add_argument("url", metavar="URL", help="the site's address (a page or a feed)")
+    si = sources.add_parser("import", help="an OPML file's subscriptions as [[sources]] TOML")
+    si.add_argument("file", metavar="FILE.opml", help="the OPML file, as feed readers export it")
+    sources.add_parser("export", help="the configured feed sources as OPML 2.0")
 
     alerts = sub.add_parser("alerts", help="work with alerts").add_subparsers(
         dest="alerts_command", metavar="SUBCOMMAND", parser_class=_Parser)
@@ -481,6 +486,73 @@ def cmd_sources_list(config: Config, args) -> int:
     return EXIT_OK
 
 
+def cmd_sources_discover(config: Config, args) -> int:
+    from monitor.config import check_http_url
+    from monitor.discover import discover
+    from monitor.subscriptions import propose
+
+    try:
+        check_http_url(args.url)
+    except ValueError as exc:
+        print(f"news-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run():
+        async with _fetcher(config) as http:
+            return await discover(args.url, http)
+
+    try:
+        found = asyncio.run(run())
+    except FetchError as exc:
+        print(f"news-monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for url, why in found.tried:
+        print(f"not a feed: {url}: {_safe(why, 200)}", file=sys.stderr)
+    if not found.feeds:
+        print(f"news-monitor: no feed found at or advertised by {args.url}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_proposal(config, propose(found.feeds, [(s.name, s.url) for s in config.sources]),
+                    origin=args.url)
+    return EXIT_OK
+
+
+def cmd_sources_import(config: Config, args) -> int:
+    from monitor.opml import import_opml
+
+    try:
+        imported = import_opml(args.file, config)
+    except ConfigError as exc:
+        print(f"news-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for note in imported.skipped:
+        print(f"left out: {_safe(note, 300)}", file=sys.stderr)
+    _print_proposal(config, imported.proposal, origin=args.file)
+    return EXIT_OK
+
+
+def _print_proposal(config: Config, proposal, *, origin: str) -> None:
+    """TOML blocks on stdout (to paste or append); what was left out on stderr."""
+    redact = redactor(config.secrets)
+    for name, feed in proposal.already:
+        print(f"already configured as {name!r}: {redact(feed.url)}", file=sys.stderr)
+    print(f"# {len(proposal.added)} feed source(s) from {_safe(origin, 300)}")
+    if proposal.text:
+        print()
+        print(proposal.text, end="")
+    print(f"{len(proposal.added)} new source(s), {len(proposal.already)} already configured",
+          file=sys.stderr)
+
+
+def cmd_sources_export(config: Config, args) -> int:
+    from monitor.opml import export_opml
+
+    text, left_out = export_opml(config)
+    sys.stdout.write(text)
+    if left_out:
+        print(f"left out (not feeds): {', '.join(left_out)}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_alerts_list(config: Config, args) -> int:
     from rich.table import Table
 
@@ -594,6 +666,9 @@ COMMANDS = {
     "rules test": cmd_rules_test,
     "rules eval": cmd_rules_eval,
     "sources list": cmd_sources_list,
+    "sources discover": cmd_sources_discover,
+    "sources import": cmd_sources_import,
+    "sources export": cmd_sources_export,
     "alerts list": cmd_alerts_list,
     "search": cmd_search,
     "notify test": cmd_notify_test,
