@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("notifier")
 
     sub.add_parser("validate", help="check the configuration and exit")
+    sub.add_parser("init", help=f"write a starter configuration to {DEFAULT_PATH} "
+                                "(or --config PATH); never over an existing file")
     return p
 
 
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"news-monitor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "init":          # there is no configuration to load yet
+        return cmd_init(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -656,6 +660,27 @@ def cmd_notify_test(config: Config, args) -> int:
               f"{redactor(config.secrets)(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     print(f"sent a test alert through {args.notifier!r}")
+    return EXIT_OK
+
+
+def cmd_init(args) -> int:
+    from importlib.resources import files
+
+    target = Path(args.config)
+    starter = files("monitor").joinpath("starter.toml").read_bytes()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("xb") as out:            # "x": never over an existing file
+            out.write(starter)
+    except FileExistsError:
+        print(f"news-monitor: error: {target} exists; it is left as it is", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"news-monitor: error: cannot write {target}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    option = "" if args.config == DEFAULT_PATH else f" --config {args.config}"
+    print(f"wrote {target}\nNext: edit it, then `news-monitor{option} validate` and "
+          f"`news-monitor{option} check-now --dry-run`.")
     return EXIT_OK
 
 
