@@ -33,11 +33,44 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+EPILOG = f"""\
+exit status:
+  0  every source and delivery succeeded
+  1  the run finished, but a source or a delivery failed or is still pending
+     (rules test, rules eval, search: nothing matched, or the bar was missed)
+  2  usage or configuration error: nothing was fetched
+
+examples:
+  news-monitor init && news-monitor check-now --dry-run
+  news-monitor sources discover https://www.38north.org/ >> {DEFAULT_PATH}
+"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("news-monitor")
+    except PackageNotFoundError:          # run from a checkout that pip never installed
+        return "unknown"
+
+
+def _group(sub, name: str, help: str):
+    """A command with subcommands; given alone, it prints its own help."""
+    parser = sub.add_parser(name, help=help, description=help)
+    parser.set_defaults(group_parser=parser)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND",
+                                 parser_class=_Parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="news-monitor", description="Watch news feeds and sites; alert on matches.")
+    p = _Parser(prog="news-monitor", description="Watch news feeds and sites; alert on matches.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--config", default=DEFAULT_PATH, metavar="PATH",
                    help=f"configuration file (default: {DEFAULT_PATH})")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output (-v: info, -vv: debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -52,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tick", type=float, default=5.0, metavar="SECONDS",
                    help="how often to look for due sources (default 5)")
 
-    rules = sub.add_parser("rules", help="work with rules").add_subparsers(
-        dest="rules_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    rules.required = True
+    rules = _group(sub, "rules", "work with rules")
     t = rules.add_parser("test", help="does RULE match this article, and why")
     t.add_argument("rule")
     src = t.add_mutually_exclusive_group(required=True)
@@ -72,35 +103,32 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--min", type=float, metavar="X",
                    help="exit 1 when recall or precision is under X (0 to 1)")
 
-    sources = sub.add_parser("sources", help="work with sources").add_subparsers(
-        dest="sources_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    sources.required = True
+    sources = _group(sub, "sources", "work with sources")
     sl = sources.add_parser("list", help="each source with its health")
-    sl.add_argument("--json", action="store_true")
+    sl.add_argument("--json", action="store_true", help="print them as a JSON array")
     sd = sources.add_parser("discover", help="the feeds a site offers, as [[sources]] TOML")
     sd.add_argument("url", metavar="URL", help="the site's address (a page or a feed)")
     si = sources.add_parser("import", help="an OPML file's subscriptions as [[sources]] TOML")
     si.add_argument("file", metavar="FILE.opml", help="the OPML file, as feed readers export it")
     sources.add_parser("export", help="the configured feed sources as OPML 2.0")
 
-    alerts = sub.add_parser("alerts", help="work with alerts").add_subparsers(
-        dest="alerts_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    alerts.required = True
+    alerts = _group(sub, "alerts", "work with alerts")
     al = alerts.add_parser("list", help="recent alerts and their delivery state")
-    al.add_argument("--pending", action="store_true", help="only alerts with deliveries pending")
-    al.add_argument("--limit", type=int, default=50)
-    al.add_argument("--json", action="store_true")
+    al.add_argument("--pending", action="store_true",
+                    help="only alerts with deliveries waiting, with the reason and next try")
+    al.add_argument("--limit", type=int, default=50, metavar="N",
+                    help="at most N alerts, newest first (default 50)")
+    al.add_argument("--json", action="store_true", help="print them as a JSON array")
 
     s = sub.add_parser("search", help="run a query over the stored articles")
-    s.add_argument("query")
-    s.add_argument("--limit", type=int, default=20)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("query", metavar="QUERY", help="a query in the rules' language, quoted")
+    s.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="at most N articles, newest first (default 20)")
+    s.add_argument("--json", action="store_true", help="print them as a JSON array")
 
-    notify = sub.add_parser("notify", help="work with notifiers").add_subparsers(
-        dest="notify_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    notify.required = True
+    notify = _group(sub, "notify", "work with notifiers")
     nt = notify.add_parser("test", help="send a sample alert through one channel")
-    nt.add_argument("notifier")
+    nt.add_argument("notifier", metavar="NOTIFIER", help="a [[notifiers]] name, or console")
 
     sub.add_parser("validate", help="check the configuration and exit")
     sub.add_parser("init", help=f"write a starter configuration to {DEFAULT_PATH} "
@@ -114,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"news-monitor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SystemExit as exc:           # --help, --version: printed, nothing else to do
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    group = getattr(args, "group_parser", None)
+    if group is not None and not getattr(args, f"{args.command}_command", None):
+        group.print_help()
+        return EXIT_OK
     if args.command == "init":          # there is no configuration to load yet
         return cmd_init(args)
     try:
