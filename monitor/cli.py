@@ -18,7 +18,7 @@ from typing import AsyncIterator, Sequence
 
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
-from monitor.logs import redactor, setup_logging
+from monitor.logs import LOG_FORMATS, redactor, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"configuration file (default: {DEFAULT_PATH})")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more log output (-v: info, -vv: debug)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
+                   help="log lines on stderr: text for people, JSON lines for machines "
+                        "(default auto: text on a terminal, JSON otherwise)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -155,7 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"news-monitor: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(args.verbose, secrets=config.secrets)
+    # The daemon reports what it does (INFO) unless told otherwise; one-shot commands
+    # only what went wrong.
+    verbose = max(args.verbose, 1) if args.command == "run" else args.verbose
+    setup_logging(verbose, secrets=config.secrets, log_format=args.log_format)
     handler = COMMANDS[_command_key(args)]
     try:
         return handler(config, args)
