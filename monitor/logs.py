@@ -83,7 +83,7 @@ class TextFormatter(logging.Formatter):
 
 LOG_FORMATS = ("auto", "text", "json")
 QUIET_LIBRARIES = ("httpx", "httpcore", "trafilatura", "htmldate", "courlan",
-                   "charset_normalizer", "apscheduler")
+                   "charset_normalizer", "apscheduler", "apprise")
 
 
 @dataclass(frozen=True)
