@@ -229,10 +229,13 @@ def _console():
                    width=None if sys.stdout.isatty() else 140)
 
 
-def _when(value: datetime | None) -> str:
+def _when(value: datetime | None, zone: str = "UTC") -> str:
     if value is None:
         return "-"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    if zone == "UTC":
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    from zoneinfo import ZoneInfo
+    return value.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d %H:%M:%S {zone}")
 
 
 def _safe(text: str | None, limit: int = 200) -> str:
@@ -291,7 +294,7 @@ def cmd_check_now(config: Config, args) -> int:
 
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
-    from monitor.deliver import deliver_due, deliver_pending, reclaim_dead_leases
+    from monitor.deliver import deliver_due, deliver_pending, quiet_channels, reclaim_dead_leases
     from monitor.pipeline import Pipeline, RunSummary
 
     from monitor.workers import Workers
@@ -308,7 +311,8 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
             if not dry_run:
                 reclaim_dead_leases(store)
                 # What earlier runs left pending goes out first.
-                stats = await deliver_pending(store, notifiers, redact=redact)
+                stats = await deliver_pending(store, notifiers, redact=redact,
+                                              held=quiet_channels(config))
                 summary.delivered += stats.delivered
                 summary.failed_deliveries += stats.failed
             pipeline = Pipeline(config, store, http, dry_run=dry_run,
@@ -597,24 +601,59 @@ def cmd_sources_export(config: Config, args) -> int:
     return EXIT_OK
 
 
+def _waiting(config: Config, d, quiet: dict[str, datetime]) -> str | None:
+    """Why a pending delivery has not gone out yet (None once sent or failed)."""
+    if d.state != "pending":
+        return None
+    channel = next((n for n in config.notifiers if n.name == d.notifier), None)
+    tz = channel.timezone if channel else "UTC"
+    if d.digest and channel and channel.schedule:
+        return f"waits for the digest (schedule {channel.schedule!r}, {tz})"
+    if d.notifier in quiet:
+        return f"quiet hours until {_when(quiet[d.notifier], tz)}"
+    if d.last_error:
+        return f"retry at {_when(d.next_attempt, tz)} after: {d.last_error}"
+    return "due now"
+
+
 def cmd_alerts_list(config: Config, args) -> int:
     from rich.table import Table
+
+    from monitor.deliver import quiet_channels
 
     store = _open_store(config)
     try:
         alerts = store.list_alerts(pending_only=args.pending, limit=args.limit)
     finally:
         store.close()
+    quiet = quiet_channels(config)
     if args.json:
         print(json.dumps([{**a.record, "created_at": a.created_at.isoformat(),
                            "deliveries": [{"notifier": d.notifier, "state": d.state,
                                            "attempts": d.attempts, "last_error": d.last_error,
                                            "next_attempt": d.next_attempt.isoformat()
-                                           if d.next_attempt and d.state == "pending" else None}
+                                           if d.next_attempt and d.state == "pending" else None,
+                                           "waiting": _waiting(config, d, quiet)}
                                           for d in a.deliveries]}
                           for a in alerts], ensure_ascii=False))
         return EXIT_OK
-    table = Table(title="pending alerts" if args.pending else "recent alerts")
+    if not alerts:
+        print("no pending alerts" if args.pending else "no alerts yet")
+        return EXIT_OK
+    if args.pending:
+        # Every waiting delivery on its own row, with the whole reason it waits.
+        table = Table(title="pending alerts")
+        for col in ("when", "rule", "title", "channel", "tries", "why it waits"):
+            table.add_column(col, overflow="fold")
+        for a in alerts:
+            for d in a.deliveries:
+                if d.state == "pending":
+                    table.add_row(_when(a.created_at), _safe(a.rule, 30),
+                                  _safe(a.record.get("title"), 80), _safe(d.notifier, 30),
+                                  str(d.attempts), _safe(_waiting(config, d, quiet), 1000))
+        _console().print(table)
+        return EXIT_OK
+    table = Table(title="recent alerts")
     for col in ("when", "rule", "title", "deliveries"):
         table.add_column(col)
     for a in alerts:
@@ -625,10 +664,7 @@ def cmd_alerts_list(config: Config, args) -> int:
             for d in a.deliveries)
         title = _safe(a.record.get("title"), 80) + (" [dim](follow-up)[/dim]" if a.followup else "")
         table.add_row(_when(a.created_at), _safe(a.rule, 30), title, deliveries)
-    if alerts:
-        _console().print(table)
-    else:
-        print("no pending alerts" if args.pending else "no alerts yet")
+    _console().print(table)
     return EXIT_OK
 
 

@@ -167,7 +167,7 @@ def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
 # --- option checking (shared by the notifiers' from_config) -----------------
 
 # Read by the configuration (digest scheduling); accepted here and otherwise ignored.
-SCHEDULING_KEYS = frozenset({"mode", "schedule", "timezone"})
+SCHEDULING_KEYS = frozenset({"mode", "schedule", "timezone", "quiet_hours"})
 
 
 class Options:
