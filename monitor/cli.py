@@ -218,6 +218,7 @@ def build_notifiers(config: Config, http, *, console_stream=None) -> dict:
     notifiers = {"console": ConsoleNotifier("console", console_stream)}
     for n in config.notifiers:
         notifiers[n.name] = notifier_class(n.kind).from_config(n.name, dict(n.options), http=http)
+        notifiers[n.name].timezone = n.timezone
     return notifiers
 
 
@@ -236,6 +237,13 @@ def _when(value: datetime | None, zone: str = "UTC") -> str:
         return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     from zoneinfo import ZoneInfo
     return value.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d %H:%M:%S {zone}")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"
 
 
 def _safe(text: str | None, limit: int = 200) -> str:
@@ -346,9 +354,10 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), console=Console(stderr=True),
-                                 transient=True)
-        self.task = self.progress.add_task("polling", total=total)
+                                 MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+                                 console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("polling", total=total, counts="")
+        self.entries = self.articles = 0
 
     def start(self):
         self.progress.start()
@@ -359,7 +368,14 @@ class _Progress:
     def update(self, source: str, message: str):
         if message == "done":
             self.progress.advance(self.task)
-        self.progress.update(self.task, description=f"{_safe(source, 40)}: {_safe(message, 40)}")
+        elif message == "article":
+            self.articles += 1
+        elif message.endswith(" new entries") and message.split()[0].isdigit():
+            self.entries += int(message.split()[0])
+        counts = f"sources · {self.articles}/{self.entries} new entries done"
+        description = (f"{_safe(source, 40)}: {_safe(message, 40)}" if message != "article"
+                       else self.progress.tasks[0].description)
+        self.progress.update(self.task, description=description, counts=counts)
 
 
 def _print_summary(summary, *, dry_run: bool) -> None:
@@ -506,11 +522,17 @@ def cmd_sources_list(config: Config, args) -> int:
         states = store.all_source_states()
     finally:
         store.close()
+    redact = redactor(config.secrets)
     rows = []
     for s in config.sources:
         st = states.get(s.name)
+        in_force = (st.next_poll - st.last_polled).total_seconds() \
+            if st and st.next_poll and st.last_polled else None
         rows.append({
-            "name": s.name, "kind": s.kind, "url": s.url,
+            "name": s.name, "kind": s.kind, "url": redact(s.url),
+            # The configured interval, and the one the polling policy chose last time
+            # (adapted to the source, backed off after errors, or as the server asked).
+            "interval": s.interval, "interval_in_force": in_force,
             "last_success": st.last_success.isoformat() if st and st.last_success else None,
             "last_error": st.last_error if st else None,
             "last_error_at": st.last_error_at.isoformat() if st and st.last_error_at else None,
@@ -521,12 +543,17 @@ def cmd_sources_list(config: Config, args) -> int:
         print(json.dumps(rows, ensure_ascii=False))
         return EXIT_OK
     table = Table(title="sources")
-    for col in ("name", "kind", "last success", "failures", "last error", "next poll"):
-        table.add_column(col)
+    for col in ("name", "kind", "url", "interval", "last success", "failures", "last error",
+                "next poll"):
+        table.add_column(col, overflow="fold")
     for r, s in zip(rows, config.sources):
         st = states.get(s.name)
         failures = r["consecutive_failures"]
-        table.add_row(_safe(r["name"], 40), r["kind"], _when(st.last_success if st else None),
+        interval = _duration(r["interval"])
+        if r["interval_in_force"] is not None:
+            interval = f"{_duration(r['interval_in_force'])} (set: {interval})"
+        table.add_row(_safe(r["name"], 40), r["kind"], _safe(r["url"], 300), interval,
+                      _when(st.last_success if st else None),
                       f"[red]{failures}[/red]" if failures else "0",
                       _safe(r["last_error"] or "", 80),
                       _when(st.next_poll if st else None) if st else "now")
@@ -719,7 +746,7 @@ def cmd_notify_test(config: Config, args) -> int:
         story_id="test", followup=False, url="https://example.org/news/monitor-test",
         title="Test alert from news-monitor", source="news-monitor",
         published=now.isoformat(), matched=["test"],
-        snippet="This is a test alert, sent to check that the channel is set up.")
+        snippet="This is a test alert, sent to check that the channel is set up.", test=True)
 
     async def send() -> None:
         async with _fetcher(config) as http:

@@ -47,11 +47,11 @@ def plain(text: Any, limit: int = 300) -> str:
     return _MASS_MENTION.sub("@\u2060\\1", render.one_line(text, limit))
 
 
-def message(alert: AlertRecord) -> tuple[str, str]:
+def message(alert: AlertRecord, zone: str = "UTC") -> tuple[str, str]:
     """(title, body) of one alert, as plain text."""
     title = f"[{plain(alert.rule, 80)}] {plain(render.headline(alert), 200)}"
     facts = " · ".join(p for p in (plain(alert.source, 80),
-                                   render.published_text(alert.published)) if p)
+                                   render.published_text(alert.published, zone)) if p)
     lines = [facts]
     if alert.matched:
         lines.append(f"matched: {plain(render.matched_text(alert), 300)}")
@@ -108,7 +108,7 @@ class AppriseNotifier(Notifier):
                    allow_private_networks=bool(getattr(policy, "allow_private_networks", False)))
 
     async def send(self, alert: AlertRecord, *, thread: dict | None = None) -> dict:
-        title, body = message(alert)
+        title, body = message(alert, self.timezone)
         return await self._notify(f"{title}\n{body}")
 
     async def send_digest(self, alerts: list[AlertRecord]) -> dict:
@@ -117,7 +117,7 @@ class AppriseNotifier(Notifier):
         parts = []
         for story in render.group_by_story(alerts):
             for alert in story:
-                title, body = message(alert)
+                title, body = message(alert, self.timezone)
                 parts.append(f"{title}\n{body}")
         return await self._notify(f"{len(alerts)} alerts\n\n" + "\n\n".join(parts))
 
