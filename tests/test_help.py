@@ -54,3 +54,29 @@ def test_a_group_alone_prints_its_own_help(tmp_path, group, subcommands):
     assert result.out.startswith(f"usage: news-monitor {group} [-h] SUBCOMMAND ...")
     for name in subcommands:
         assert f"\n    {name}" in result.out
+
+
+def test_the_contrib_files_run_commands_that_exist():
+    """The systemd unit and the container file cannot be run here; their command
+    lines at least parse, with the options they rely on."""
+    import re
+    import shlex
+
+    from tests.conftest import ROOT
+
+    unit = (ROOT / "contrib" / "news-monitor.service").read_text()
+    [exec_start] = re.findall(r"^ExecStart=\S+/news-monitor (.*)$", unit, re.M)
+    args = build_parser().parse_args(shlex.split(exec_start))
+    assert (args.command, args.log_format, args.http) == ("run", "json", "127.0.0.1:9108")
+    assert "KillSignal=SIGTERM" in unit and "TimeoutStopSec=20" in unit
+
+    container = (ROOT / "contrib" / "Containerfile").read_text()
+    cmd = json_list(re.search(r"^CMD (\[.*\])$", container, re.M).group(1))
+    args = build_parser().parse_args(["--log-format", "json", *cmd])
+    assert (args.command, args.http) == ("run", "0.0.0.0:9108")
+    assert "HEALTHCHECK" in container and "/healthz" in container
+
+
+def json_list(text: str) -> list[str]:
+    import json
+    return json.loads(text)
