@@ -109,6 +109,9 @@ def test_warnings_and_uncaught_errors_become_json_lines():
         setup_logging(0, log_format="json", stream=stream, secrets=["hunter2-secret"])
         with warnings.catch_warnings():
             warnings.simplefilter("always")
+            # Under pytest, an earlier in-process command may have left logging's own
+            # bookkeeping of showwarning stale: start it afresh inside this block.
+            logging.captureWarnings(False)
             logging.captureWarnings(True)
             warnings.warn("a library is unhappy with hunter2-secret")
         try:
