@@ -18,7 +18,7 @@ from typing import AsyncIterator, Sequence
 
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
-from monitor.logs import redactor, setup_logging
+from monitor.logs import LOG_FORMATS, redactor, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -33,11 +33,47 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+EPILOG = f"""\
+exit status:
+  0  every source and delivery succeeded
+  1  the run finished, but a source or a delivery failed or is still pending
+     (rules test, rules eval, search: nothing matched, or the bar was missed)
+  2  usage or configuration error: nothing was fetched
+
+examples:
+  news-monitor init && news-monitor check-now --dry-run
+  news-monitor sources discover https://www.38north.org/ >> {DEFAULT_PATH}
+"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("news-monitor")
+    except PackageNotFoundError:          # run from a checkout that pip never installed
+        return "unknown"
+
+
+def _group(sub, name: str, help: str):
+    """A command with subcommands; given alone, it prints its own help."""
+    parser = sub.add_parser(name, help=help, description=help)
+    parser.set_defaults(group_parser=parser)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND",
+                                 parser_class=_Parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="news-monitor", description="Watch news feeds and sites; alert on matches.")
+    p = _Parser(prog="news-monitor", description="Watch news feeds and sites; alert on matches.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--config", default=DEFAULT_PATH, metavar="PATH",
                    help=f"configuration file (default: {DEFAULT_PATH})")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output (-v: info, -vv: debug)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
+                   help="log lines on stderr: text for people, JSON lines for machines "
+                        "(default auto: text on a terminal, JSON otherwise)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -52,9 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tick", type=float, default=5.0, metavar="SECONDS",
                    help="how often to look for due sources (default 5)")
 
-    rules = sub.add_parser("rules", help="work with rules").add_subparsers(
-        dest="rules_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    rules.required = True
+    rules = _group(sub, "rules", "work with rules")
     t = rules.add_parser("test", help="does RULE match this article, and why")
     t.add_argument("rule")
     src = t.add_mutually_exclusive_group(required=True)
@@ -72,32 +106,36 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--min", type=float, metavar="X",
                    help="exit 1 when recall or precision is under X (0 to 1)")
 
-    sources = sub.add_parser("sources", help="work with sources").add_subparsers(
-        dest="sources_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    sources.required = True
+    sources = _group(sub, "sources", "work with sources")
     sl = sources.add_parser("list", help="each source with its health")
-    sl.add_argument("--json", action="store_true")
+    sl.add_argument("--json", action="store_true", help="print them as a JSON array")
+    sd = sources.add_parser("discover", help="the feeds a site offers, as [[sources]] TOML")
+    sd.add_argument("url", metavar="URL", help="the site's address (a page or a feed)")
+    si = sources.add_parser("import", help="an OPML file's subscriptions as [[sources]] TOML")
+    si.add_argument("file", metavar="FILE.opml", help="the OPML file, as feed readers export it")
+    sources.add_parser("export", help="the configured feed sources as OPML 2.0")
 
-    alerts = sub.add_parser("alerts", help="work with alerts").add_subparsers(
-        dest="alerts_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    alerts.required = True
+    alerts = _group(sub, "alerts", "work with alerts")
     al = alerts.add_parser("list", help="recent alerts and their delivery state")
-    al.add_argument("--pending", action="store_true", help="only alerts with deliveries pending")
-    al.add_argument("--limit", type=int, default=50)
-    al.add_argument("--json", action="store_true")
+    al.add_argument("--pending", action="store_true",
+                    help="only alerts with deliveries waiting, with the reason and next try")
+    al.add_argument("--limit", type=int, default=50, metavar="N",
+                    help="at most N alerts, newest first (default 50)")
+    al.add_argument("--json", action="store_true", help="print them as a JSON array")
 
     s = sub.add_parser("search", help="run a query over the stored articles")
-    s.add_argument("query")
-    s.add_argument("--limit", type=int, default=20)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("query", metavar="QUERY", help="a query in the rules' language, quoted")
+    s.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="at most N articles, newest first (default 20)")
+    s.add_argument("--json", action="store_true", help="print them as a JSON array")
 
-    notify = sub.add_parser("notify", help="work with notifiers").add_subparsers(
-        dest="notify_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    notify.required = True
+    notify = _group(sub, "notify", "work with notifiers")
     nt = notify.add_parser("test", help="send a sample alert through one channel")
-    nt.add_argument("notifier")
+    nt.add_argument("notifier", metavar="NOTIFIER", help="a [[notifiers]] name, or console")
 
     sub.add_parser("validate", help="check the configuration and exit")
+    sub.add_parser("init", help=f"write a starter configuration to {DEFAULT_PATH} "
+                                "(or --config PATH); never over an existing file")
     return p
 
 
@@ -107,12 +145,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"news-monitor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SystemExit as exc:           # --help, --version: printed, nothing else to do
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    group = getattr(args, "group_parser", None)
+    if group is not None and not getattr(args, f"{args.command}_command", None):
+        group.print_help()
+        return EXIT_OK
+    if args.command == "init":          # there is no configuration to load yet
+        return cmd_init(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"news-monitor: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(args.verbose, secrets=config.secrets)
+    # The daemon reports what it does (INFO) unless told otherwise; one-shot commands
+    # only what went wrong.
+    verbose = max(args.verbose, 1) if args.command == "run" else args.verbose
+    setup_logging(verbose, secrets=config.secrets, log_format=args.log_format)
     handler = COMMANDS[_command_key(args)]
     try:
         return handler(config, args)
@@ -169,6 +218,7 @@ def build_notifiers(config: Config, http, *, console_stream=None) -> dict:
     notifiers = {"console": ConsoleNotifier("console", console_stream)}
     for n in config.notifiers:
         notifiers[n.name] = notifier_class(n.kind).from_config(n.name, dict(n.options), http=http)
+        notifiers[n.name].timezone = n.timezone
     return notifiers
 
 
@@ -180,10 +230,20 @@ def _console():
                    width=None if sys.stdout.isatty() else 140)
 
 
-def _when(value: datetime | None) -> str:
+def _when(value: datetime | None, zone: str = "UTC") -> str:
     if value is None:
         return "-"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    if zone == "UTC":
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    from zoneinfo import ZoneInfo
+    return value.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d %H:%M:%S {zone}")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"
 
 
 def _safe(text: str | None, limit: int = 200) -> str:
@@ -242,7 +302,7 @@ def cmd_check_now(config: Config, args) -> int:
 
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
-    from monitor.deliver import deliver_due, deliver_pending, reclaim_dead_leases
+    from monitor.deliver import deliver_due, deliver_pending, quiet_channels, reclaim_dead_leases
     from monitor.pipeline import Pipeline, RunSummary
 
     from monitor.workers import Workers
@@ -259,7 +319,8 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
             if not dry_run:
                 reclaim_dead_leases(store)
                 # What earlier runs left pending goes out first.
-                stats = await deliver_pending(store, notifiers, redact=redact)
+                stats = await deliver_pending(store, notifiers, redact=redact,
+                                              held=quiet_channels(config))
                 summary.delivered += stats.delivered
                 summary.failed_deliveries += stats.failed
             pipeline = Pipeline(config, store, http, dry_run=dry_run,
@@ -293,9 +354,10 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), console=Console(stderr=True),
-                                 transient=True)
-        self.task = self.progress.add_task("polling", total=total)
+                                 MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+                                 console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("polling", total=total, counts="")
+        self.entries = self.articles = 0
 
     def start(self):
         self.progress.start()
@@ -306,7 +368,14 @@ class _Progress:
     def update(self, source: str, message: str):
         if message == "done":
             self.progress.advance(self.task)
-        self.progress.update(self.task, description=f"{_safe(source, 40)}: {_safe(message, 40)}")
+        elif message == "article":
+            self.articles += 1
+        elif message.endswith(" new entries") and message.split()[0].isdigit():
+            self.entries += int(message.split()[0])
+        counts = f"sources · {self.articles}/{self.entries} new entries done"
+        description = (f"{_safe(source, 40)}: {_safe(message, 40)}" if message != "article"
+                       else self.progress.tasks[0].description)
+        self.progress.update(self.task, description=description, counts=counts)
 
 
 def _print_summary(summary, *, dry_run: bool) -> None:
@@ -458,11 +527,17 @@ def cmd_sources_list(config: Config, args) -> int:
         states = store.all_source_states()
     finally:
         store.close()
+    redact = redactor(config.secrets)
     rows = []
     for s in config.sources:
         st = states.get(s.name)
+        in_force = (st.next_poll - st.last_polled).total_seconds() \
+            if st and st.next_poll and st.last_polled else None
         rows.append({
-            "name": s.name, "kind": s.kind, "url": s.url,
+            "name": s.name, "kind": s.kind, "url": redact(s.url),
+            # The configured interval, and the one the polling policy chose last time
+            # (adapted to the source, backed off after errors, or as the server asked).
+            "interval": s.interval, "interval_in_force": in_force,
             "last_success": st.last_success.isoformat() if st and st.last_success else None,
             "last_error": st.last_error if st else None,
             "last_error_at": st.last_error_at.isoformat() if st and st.last_error_at else None,
@@ -473,12 +548,17 @@ def cmd_sources_list(config: Config, args) -> int:
         print(json.dumps(rows, ensure_ascii=False))
         return EXIT_OK
     table = Table(title="sources")
-    for col in ("name", "kind", "last success", "failures", "last error", "next poll"):
-        table.add_column(col)
+    for col in ("name", "kind", "url", "interval", "last success", "failures", "last error",
+                "next poll"):
+        table.add_column(col, overflow="fold")
     for r, s in zip(rows, config.sources):
         st = states.get(s.name)
         failures = r["consecutive_failures"]
-        table.add_row(_safe(r["name"], 40), r["kind"], _when(st.last_success if st else None),
+        interval = _duration(r["interval"])
+        if r["interval_in_force"] is not None:
+            interval = f"{_duration(r['interval_in_force'])} (set: {interval})"
+        table.add_row(_safe(r["name"], 40), r["kind"], _safe(r["url"], 300), interval,
+                      _when(st.last_success if st else None),
                       f"[red]{failures}[/red]" if failures else "0",
                       _safe(r["last_error"] or "", 80),
                       _when(st.next_poll if st else None) if st else "now")
@@ -486,24 +566,126 @@ def cmd_sources_list(config: Config, args) -> int:
     return EXIT_OK
 
 
+def cmd_sources_discover(config: Config, args) -> int:
+    from monitor.config import check_http_url
+    from monitor.discover import discover
+    from monitor.subscriptions import propose
+
+    try:
+        check_http_url(args.url)
+    except ValueError as exc:
+        print(f"news-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run():
+        async with _fetcher(config) as http:
+            return await discover(args.url, http)
+
+    try:
+        found = asyncio.run(run())
+    except FetchError as exc:
+        print(f"news-monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for url, why in found.tried:
+        print(f"not a feed: {url}: {_safe(why, 200)}", file=sys.stderr)
+    if not found.feeds:
+        print(f"news-monitor: no feed found at or advertised by {args.url}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_proposal(config, propose(found.feeds, [(s.name, s.url) for s in config.sources]),
+                    origin=args.url)
+    return EXIT_OK
+
+
+def cmd_sources_import(config: Config, args) -> int:
+    from monitor.opml import import_opml
+
+    try:
+        imported = import_opml(args.file, config)
+    except ConfigError as exc:
+        print(f"news-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for note in imported.skipped:
+        print(f"left out: {_safe(note, 300)}", file=sys.stderr)
+    _print_proposal(config, imported.proposal, origin=args.file)
+    return EXIT_OK
+
+
+def _print_proposal(config: Config, proposal, *, origin: str) -> None:
+    """TOML blocks on stdout (to paste or append); what was left out on stderr."""
+    redact = redactor(config.secrets)
+    for name, feed in proposal.already:
+        print(f"already configured as {name!r}: {redact(feed.url)}", file=sys.stderr)
+    print(f"# {len(proposal.added)} feed source(s) from {_safe(origin, 300)}")
+    if proposal.text:
+        print()
+        print(proposal.text, end="")
+    print(f"{len(proposal.added)} new source(s), {len(proposal.already)} already configured",
+          file=sys.stderr)
+
+
+def cmd_sources_export(config: Config, args) -> int:
+    from monitor.opml import export_opml
+
+    text, left_out = export_opml(config)
+    sys.stdout.write(text)
+    if left_out:
+        print(f"left out (not feeds): {', '.join(left_out)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _waiting(config: Config, d, quiet: dict[str, datetime]) -> str | None:
+    """Why a pending delivery has not gone out yet (None once sent or failed)."""
+    if d.state != "pending":
+        return None
+    channel = next((n for n in config.notifiers if n.name == d.notifier), None)
+    tz = channel.timezone if channel else "UTC"
+    if d.digest and channel and channel.schedule:
+        return f"waits for the digest (schedule {channel.schedule!r}, {tz})"
+    if d.notifier in quiet:
+        return f"quiet hours until {_when(quiet[d.notifier], tz)}"
+    if d.last_error:
+        return f"retry at {_when(d.next_attempt, tz)} after: {d.last_error}"
+    return "due now"
+
+
 def cmd_alerts_list(config: Config, args) -> int:
     from rich.table import Table
+
+    from monitor.deliver import quiet_channels
 
     store = _open_store(config)
     try:
         alerts = store.list_alerts(pending_only=args.pending, limit=args.limit)
     finally:
         store.close()
+    quiet = quiet_channels(config)
     if args.json:
         print(json.dumps([{**a.record, "created_at": a.created_at.isoformat(),
                            "deliveries": [{"notifier": d.notifier, "state": d.state,
                                            "attempts": d.attempts, "last_error": d.last_error,
                                            "next_attempt": d.next_attempt.isoformat()
-                                           if d.next_attempt and d.state == "pending" else None}
+                                           if d.next_attempt and d.state == "pending" else None,
+                                           "waiting": _waiting(config, d, quiet)}
                                           for d in a.deliveries]}
                           for a in alerts], ensure_ascii=False))
         return EXIT_OK
-    table = Table(title="pending alerts" if args.pending else "recent alerts")
+    if not alerts:
+        print("no pending alerts" if args.pending else "no alerts yet")
+        return EXIT_OK
+    if args.pending:
+        # Every waiting delivery on its own row, with the whole reason it waits.
+        table = Table(title="pending alerts")
+        for col in ("when", "rule", "title", "channel", "tries", "why it waits"):
+            table.add_column(col, overflow="fold")
+        for a in alerts:
+            for d in a.deliveries:
+                if d.state == "pending":
+                    table.add_row(_when(a.created_at), _safe(a.rule, 30),
+                                  _safe(a.record.get("title"), 80), _safe(d.notifier, 30),
+                                  str(d.attempts), _safe(_waiting(config, d, quiet), 1000))
+        _console().print(table)
+        return EXIT_OK
+    table = Table(title="recent alerts")
     for col in ("when", "rule", "title", "deliveries"):
         table.add_column(col)
     for a in alerts:
@@ -514,10 +696,7 @@ def cmd_alerts_list(config: Config, args) -> int:
             for d in a.deliveries)
         title = _safe(a.record.get("title"), 80) + (" [dim](follow-up)[/dim]" if a.followup else "")
         table.add_row(_when(a.created_at), _safe(a.rule, 30), title, deliveries)
-    if alerts:
-        _console().print(table)
-    else:
-        print("no pending alerts" if args.pending else "no alerts yet")
+    _console().print(table)
     return EXIT_OK
 
 
@@ -572,7 +751,7 @@ def cmd_notify_test(config: Config, args) -> int:
         story_id="test", followup=False, url="https://example.org/news/monitor-test",
         title="Test alert from news-monitor", source="news-monitor",
         published=now.isoformat(), matched=["test"],
-        snippet="This is a test alert, sent to check that the channel is set up.")
+        snippet="This is a test alert, sent to check that the channel is set up.", test=True)
 
     async def send() -> None:
         async with _fetcher(config) as http:
@@ -592,6 +771,27 @@ def cmd_notify_test(config: Config, args) -> int:
     return EXIT_OK
 
 
+def cmd_init(args) -> int:
+    from importlib.resources import files
+
+    target = Path(args.config)
+    starter = files("monitor").joinpath("starter.toml").read_bytes()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("xb") as out:            # "x": never over an existing file
+            out.write(starter)
+    except FileExistsError:
+        print(f"news-monitor: error: {target} exists; it is left as it is", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"news-monitor: error: cannot write {target}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    option = "" if args.config == DEFAULT_PATH else f" --config {args.config}"
+    print(f"wrote {target}\nNext: edit it, then `news-monitor{option} validate` and "
+          f"`news-monitor{option} check-now --dry-run`.")
+    return EXIT_OK
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "check-now": cmd_check_now,
@@ -599,6 +799,9 @@ COMMANDS = {
     "rules test": cmd_rules_test,
     "rules eval": cmd_rules_eval,
     "sources list": cmd_sources_list,
+    "sources discover": cmd_sources_discover,
+    "sources import": cmd_sources_import,
+    "sources export": cmd_sources_export,
     "alerts list": cmd_alerts_list,
     "search": cmd_search,
     "notify test": cmd_notify_test,

@@ -10,11 +10,13 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError, QueryError
+from monitor.quiet import parse_quiet_hours
 
 DEFAULT_PATH = "config/monitor.toml"
 
@@ -82,6 +84,7 @@ class NotifierConfig:
     mode: str = "immediate"          # immediate | digest
     schedule: str | None = None      # cron expression, digest mode
     timezone: str = "UTC"
+    quiet_hours: tuple[time, time] | None = None   # (start, end) wall-clock times in timezone
 
 
 @dataclass(frozen=True)
@@ -422,13 +425,14 @@ def _parse_notifier(r: _Reader) -> NotifierConfig:
             raise r.error("schedule", f"{schedule!r} is not a cron expression: {exc}") from None
     elif schedule:
         raise r.error("schedule", "only applies with mode = \"digest\"")
+    quiet_hours = r.convert("quiet_hours", parse_quiet_hours)
     options = r.rest()
     try:
         cls.from_config(name, dict(options), http=None)
     except ConfigError as exc:
         raise ConfigError(f"{r.path}: {r.where}: {_strip_notifier_prefix(str(exc))}") from None
     return NotifierConfig(name=name, kind=kind, options=options, mode=mode,
-                          schedule=schedule, timezone=timezone)
+                          schedule=schedule, timezone=timezone, quiet_hours=quiet_hours)
 
 
 def _strip_notifier_prefix(message: str) -> str:

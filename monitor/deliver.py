@@ -16,11 +16,12 @@ import random
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Iterable
 
 from monitor.errors import DeliveryError
 from monitor.models import AlertRecord
 from monitor.notifiers.base import Notifier
+from monitor.quiet import held_channels
 from monitor.textsafe import one_line
 from storage.base import DeliveryRow, Store
 
@@ -83,11 +84,13 @@ def _record(data: dict) -> AlertRecord:
 
 async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
                           now: Callable[[], datetime] | None = None,
-                          redact: Callable[[str], str] = lambda s: s) -> DeliveryStats:
-    """Send every due immediate delivery; channels in parallel, each in order."""
+                          redact: Callable[[str], str] = lambda s: s,
+                          held: Iterable[str] = ()) -> DeliveryStats:
+    """Send every due immediate delivery; channels in parallel, each in order.
+    The ``held`` channels (in quiet hours) are left pending."""
     now = now or (lambda: datetime.now(timezone.utc))
     stats = DeliveryStats()
-    claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS)
+    claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS, exclude=held)
     by_channel: dict[str, list[tuple[DeliveryRow, dict]]] = {}
     for row, record in claimed:
         by_channel.setdefault(row.notifier, []).append((row, record))
@@ -197,9 +200,15 @@ async def deliver_due_digests(store: Store, notifiers: dict[str, Notifier], conf
     return total
 
 
+def quiet_channels(config, now: datetime | None = None) -> dict[str, datetime]:
+    """The channels in quiet hours now, each with the time its quiet hours end."""
+    return held_channels(config.notifiers, now or datetime.now(timezone.utc))
+
+
 async def deliver_due(store: Store, notifiers: dict[str, Notifier], config, *,
                       redact: Callable[[str], str] = lambda s: s) -> DeliveryStats:
-    """Every due delivery: the immediate ones, then the digests whose time has come."""
-    stats = await deliver_pending(store, notifiers, redact=redact)
+    """Every due delivery: the immediate ones (but those of channels in quiet hours),
+    then the digests whose time has come."""
+    stats = await deliver_pending(store, notifiers, redact=redact, held=quiet_channels(config))
     digests = await deliver_due_digests(store, notifiers, config)
     return DeliveryStats(stats.delivered + digests.delivered, stats.failed + digests.failed)

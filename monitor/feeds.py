@@ -1,6 +1,7 @@
-"""Feed parsing: RSS 0.9x, RSS 1.0 (RDF), RSS 2.0 and Atom bytes into entries.
+"""Feed parsing: RSS 0.9x, RSS 1.0 (RDF), RSS 2.0, Atom and JSON Feed bytes into entries.
 
-feedparser does the parsing. This module decides what counts as a feed, turns
+feedparser does the parsing of XML feeds; JSON Feed 1.0 and 1.1 are read here with
+``json`` (see :func:`_parse_json_feed`), into the same entries under the same limits. This module decides what counts as a feed, turns
 every text field into plain text, picks each entry's URL and date, and bounds
 what a hostile feed can make us keep.
 
@@ -15,7 +16,7 @@ Decisions:
   drops the DOCTYPE before its lenient fallback, so ``&xxe;`` stays literal
   text. We also refuse outright a DOCTYPE that declares external entities or
   entities built from other entities (XXE, billion laughs): no real feed needs them.
-- Not a feed (empty, binary, JSON, an HTML page, XML without a feed root and
+- Not a feed (empty, binary, JSON that is not a JSON Feed, an HTML page, XML without a feed root and
   no entries) raises :class:`ParseError` whose message says what it looked like.
   A "bozo" (not well-formed) feed that still yields entries is accepted.
 - ``Entry.url`` is the entry link (``rel="alternate"`` first) resolved against
@@ -36,6 +37,7 @@ from __future__ import annotations
 import calendar
 import codecs
 import html
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -46,6 +48,7 @@ import lxml.html
 from lxml import etree
 
 from .errors import ParseError
+from .links import advertised_feeds
 from .models import Entry
 from .textsafe import clean_text
 from .urls import resolve_http_url
@@ -82,7 +85,10 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     if not isinstance(body, (bytes, bytearray)):
         raise TypeError("parse_feed() takes the raw bytes of the response")
     body = bytes(body)
-    root = _sniff(body)
+    now = now or datetime.now(timezone.utc)
+    if _is_json(body, content_type):
+        return _parse_json_feed(body, url, now)
+    root = _sniff(body, url)
     _refuse_hostile_doctype(body)
     body, ctype = _effective_encoding(body, content_type)
     headers = {"content-location": url, "content-type": ctype}
@@ -98,7 +104,6 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
         detail = f" ({reason})" if reason else ""
         raise ParseError(f"not a feed: no RSS or Atom root element{detail}")
 
-    now = now or datetime.now(timezone.utc)
     entries: list[Entry] = []
     seen: set[str] = set()
     for raw in parsed.entries:
@@ -119,6 +124,28 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
 
 # ---------------------------------------------------------------- what is it?
 
+_JSON_TYPES = ("application/feed+json", "application/json")
+
+
+def _is_json(body: bytes, content_type: str | None) -> bool:
+    """JSON by its first character, or labelled JSON and not plainly XML."""
+    first = _head_bytes(body, 1024).lstrip()[:1]
+    if first in (b"{", b"["):
+        return True
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    return (mime in _JSON_TYPES or mime.endswith("+json")) and first not in (b"<", b"")
+
+
+def _html_page(body: bytes, url: str) -> ParseError:
+    """The error for an HTML page where a feed was expected, naming the feeds it
+    advertises: the usual mistake is the site's address given for its feed's."""
+    links = advertised_feeds(body, url=url)
+    if not links:
+        return ParseError("not a feed: looks like an HTML page")
+    shown = ", ".join(link.url for link in links[:5])
+    return ParseError(f"not a feed: looks like an HTML page; this page advertises feeds: {shown}")
+
+
 _TAG_RE = re.compile(rb"\s*<\s*([A-Za-z_][\w.:-]*)")
 _SKIP_RE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.S | re.I)
 
@@ -135,7 +162,7 @@ def _head_bytes(body: bytes, size: int = 65_536) -> bytes:
     return head.removeprefix(b"\xef\xbb\xbf")
 
 
-def _sniff(body: bytes) -> str:
+def _sniff(body: bytes, url: str) -> str:
     """Refuse what is plainly not a feed; return the root element's local name."""
     head = _head_bytes(body)
     stripped = head.strip()
@@ -144,8 +171,6 @@ def _sniff(body: bytes) -> str:
     if b"\x00" in head[:1024]:
         kind = "gzip data" if body[:2] == b"\x1f\x8b" else "binary data"
         raise ParseError(f"not a feed: {kind}")
-    if stripped[:1] in (b"{", b"["):
-        raise ParseError("not a feed: looks like JSON (JSON Feed is not supported)")
     pos = 0
     while True:
         m = _SKIP_RE.match(stripped, pos)
@@ -155,11 +180,11 @@ def _sniff(body: bytes) -> str:
     m = _TAG_RE.match(stripped, pos)
     if m is None:
         if re.match(rb"\s*<!doctype\s+html", stripped, re.I):
-            raise ParseError("not a feed: looks like an HTML page")
+            raise _html_page(body, url)
         raise ParseError("not a feed: the body does not start with an XML element")
     name = m.group(1).decode("ascii", "replace").lower().rsplit(":", 1)[-1]
     if name in ("html", "head", "body"):
-        raise ParseError("not a feed: looks like an HTML page")
+        raise _html_page(body, url)
     if name in ("urlset", "sitemapindex"):
         raise ParseError("not a feed: this is a sitemap")
     if name == "svg":
@@ -402,3 +427,116 @@ def html_to_text(markup: str, *, paragraphs: bool = False) -> str:
         return clean_text(text)
     paras = (clean_text(p) for p in re.split(r"\n\s*\n", text))
     return "\n\n".join(p for p in paras if p)
+
+
+# ---------------------------------------------------------------- JSON Feed
+
+# JSON Feed 1.0 and 1.1 (https://www.jsonfeed.org/version/1.1/). Read with json;
+# every value is checked for its type, since a hostile feed may put anything
+# anywhere: a wrong-typed field is ignored, never trusted. Nesting deeper than
+# json's recursion limit, and integers too long for Python to convert, are refused
+# as not a feed. 1.0's ``author`` and 1.1's ``authors`` are both read; an item
+# without an author takes the feed's (as the specification says).
+_JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(?:\.\d+)?/?$")
+
+
+def _parse_json_feed(body: bytes, url: str, now: datetime) -> ParsedFeed:
+    data = _load_json(body)
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        raise ParseError("not a feed: JSON, but not a JSON Feed (no \"items\" list)")
+    version = data.get("version")
+    if not isinstance(version, str) or not _JSON_FEED_VERSION.match(version.strip()):
+        raise ParseError("not a feed: JSON, but not a JSON Feed (no jsonfeed.org \"version\")")
+    feed_author = _json_author(data)
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for raw in data["items"]:
+        if not isinstance(raw, dict):
+            continue
+        entry = _json_entry(raw, url, now, feed_author)
+        if entry is None:
+            continue
+        key = entry.guid or entry.url or ""
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(entry)
+        if len(entries) >= MAX_ENTRIES:
+            break
+    return ParsedFeed(title=_clip(clean_text(_json_str(data, "title")), "feed_title"),
+                      entries=entries)
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        try:
+            return json.loads(body)           # detects UTF-8 (BOM or not), UTF-16, UTF-32
+        except UnicodeDecodeError:
+            # JSON Feed is UTF-8; a few broken bytes should not cost the whole feed.
+            return json.loads(body.decode("utf-8", "replace"))
+    except RecursionError:
+        raise ParseError("not a feed: JSON nested too deeply") from None
+    except ValueError as exc:                 # JSONDecodeError, and over-long integers
+        raise ParseError(f"not a feed: invalid JSON ({clean_text(str(exc))[:200]})") from None
+
+
+def _json_str(obj: dict, key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _json_author(obj: dict) -> str:
+    authors = obj.get("authors")
+    candidates = authors if isinstance(authors, list) else []
+    if isinstance(obj.get("author"), dict):
+        candidates = [*candidates, obj["author"]]
+    names = [clean_text(a["name"]) for a in candidates[:20]
+             if isinstance(a, dict) and isinstance(a.get("name"), str)]
+    return _clip(", ".join(n for n in names if n), "author")
+
+
+def _json_entry(raw: dict, feed_url: str, now: datetime, feed_author: str) -> Entry | None:
+    ident = raw.get("id")
+    if isinstance(ident, (int, float)) and not isinstance(ident, bool):
+        ident = str(ident)                    # 1.0 feeds in the wild use numbers
+    guid = (_clip(ident.strip(), "guid") or None) if isinstance(ident, str) else None
+    link = None
+    for key in ("url", "external_url"):
+        link = resolve_http_url(_json_str(raw, key), feed_url, max_length=MAX_CHARS["url"])
+        if link:
+            break
+    if link is None and guid:
+        link = resolve_http_url(guid, feed_url, max_length=MAX_CHARS["url"]) \
+            if guid.startswith(("http://", "https://")) else None
+    if link is None and guid is None:
+        return None
+    content = html_to_text(_json_str(raw, "content_html")[:2 * MAX_CHARS["content"]],
+                           paragraphs=True)
+    if not content:
+        text = _json_str(raw, "content_text")[:MAX_CHARS["content"]]
+        content = "\n\n".join(p for p in (clean_text(x) for x in re.split(r"\n\s*\n", text)) if p)
+    return Entry(
+        url=link,
+        guid=guid,
+        title=_clip(clean_text(_json_str(raw, "title")), "title"),
+        summary=_clip(clean_text(_json_str(raw, "summary")), "summary"),
+        content=_clip(content, "content"),
+        published=_json_date(raw, now),
+        author=_json_author(raw) or feed_author,
+    )
+
+
+def _json_date(raw: dict, now: datetime) -> datetime | None:
+    for key in ("date_published", "date_modified"):
+        text = _json_str(raw, key).strip()
+        if not text or len(text) > 64:
+            continue
+        try:
+            when = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)   # RFC 3339 requires an offset; assume UTC
+        when = when.astimezone(timezone.utc)
+        return None if when > now + FUTURE_TOLERANCE else when
+    return None

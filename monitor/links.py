@@ -1,4 +1,5 @@
-"""Link discovery for page sources: the article links of an HTML listing page.
+"""Link discovery for page sources: the article links of an HTML listing page
+(:func:`discover_links`), and the feeds a page advertises (:func:`advertised_feeds`).
 
 A link is kept when it is http(s), on the same site as the page (see
 :func:`monitor.urls.same_site`), not the page itself, and either matches the
@@ -20,6 +21,7 @@ non-empty anchor text, else the link's ``title`` attribute or an image's ``alt``
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -30,9 +32,18 @@ from .extract import decode_html
 from .models import Entry
 from .urls import canonicalize, same_site
 
-__all__ = ["discover_links", "compile_link_pattern", "MAX_LINKS"]
+__all__ = ["discover_links", "compile_link_pattern", "advertised_feeds", "FeedLink",
+           "MAX_LINKS", "MAX_FEED_LINKS"]
 
 MAX_LINKS = 1000
+MAX_FEED_LINKS = 20
+# The media types of <link rel="alternate"> that announce a feed (RSS, Atom, JSON Feed).
+FEED_TYPES = {"application/rss+xml": "rss", "application/atom+xml": "atom",
+              "application/rdf+xml": "rss", "application/feed+json": "json"}
+# Types some sites give their feeds, but also other things (WordPress announces its
+# REST API as application/json): worth a look only where each is then confirmed.
+LOOSE_FEED_TYPES = {**FEED_TYPES, "application/json": "json", "text/xml": "rss",
+                    "application/xml": "rss"}
 
 _NAV_SEGMENTS = frozenset({
     "tag", "tags", "category", "categories", "topic", "topics", "author", "authors",
@@ -63,9 +74,14 @@ def compile_link_pattern(pattern: str) -> re.Pattern[str]:
         raise ConfigError(f"link_pattern {pattern!r} is not a valid regular expression: {exc}") from exc
 
 
-def discover_links(html: bytes, *, url: str, link_pattern: str | None,
-                   charset: str | None = None) -> list[Entry]:
-    """The article links of the listing page ``html`` fetched from ``url``."""
+@dataclass(frozen=True)
+class FeedLink:
+    url: str
+    title: str
+    format: str           # rss | atom | json: what the page says it is
+
+
+def _parse_page(html: bytes | str, charset: str | None):
     markup = decode_html(html, charset) if isinstance(html, (bytes, bytearray)) else str(html)
     markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup, count=1)
     if not markup.strip():
@@ -73,17 +89,59 @@ def discover_links(html: bytes, *, url: str, link_pattern: str | None,
     if "\x00" in markup[:1024]:
         raise ParseError("not a page: binary data")
     try:
-        tree = lxml.html.fromstring(markup)
+        return lxml.html.fromstring(markup)
     except (etree.ParserError, ValueError) as exc:
         raise ParseError(f"not a page: {exc}") from exc
-    pattern = compile_link_pattern(link_pattern) if link_pattern else None
 
-    base = url
+
+def _base(tree, url: str) -> str:
     for el in tree.iter("base"):
         href = (el.get("href") or "").strip()
         if href:
-            base = urljoin(url, href)
-            break
+            return urljoin(url, href)
+    return url
+
+
+def advertised_feeds(html: bytes | str, *, url: str, charset: str | None = None,
+                     loose: bool = False) -> list[FeedLink]:
+    """The feeds the page ``html`` (fetched from ``url``) announces with
+    ``<link rel="alternate" type="application/rss+xml" href="...">`` and the like,
+    in page order, each once, at most :data:`MAX_FEED_LINKS`; only http(s) URLs.
+    ``loose`` also takes the ambiguous types of :data:`LOOSE_FEED_TYPES`.
+    A page that cannot be parsed advertises nothing."""
+    try:
+        tree = _parse_page(html, charset)
+    except ParseError:
+        return []
+    base = _base(tree, url)
+    found: dict[str, FeedLink] = {}
+    for el in tree.iter("link"):
+        rels = (el.get("rel") or "").lower().split()
+        kind = (LOOSE_FEED_TYPES if loose else FEED_TYPES).get((el.get("type") or "").split(";")[0].strip().lower())
+        if "alternate" not in rels or kind is None:
+            continue
+        href = (el.get("href") or "").strip()
+        try:
+            link = urljoin(base, href) if href else ""
+            parts = urlsplit(link)
+        except ValueError:
+            continue
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(link) > 4096:
+            continue
+        if link not in found:
+            title = _WS_RE.sub(" ", el.get("title") or "").strip()[:200]
+            found[link] = FeedLink(url=link, title=title, format=kind)
+            if len(found) >= MAX_FEED_LINKS:
+                break
+    return list(found.values())
+
+
+def discover_links(html: bytes, *, url: str, link_pattern: str | None,
+                   charset: str | None = None) -> list[Entry]:
+    """The article links of the listing page ``html`` fetched from ``url``."""
+    tree = _parse_page(html, charset)
+    pattern = compile_link_pattern(link_pattern) if link_pattern else None
+    base = _base(tree, url)
     try:
         page = canonicalize(url)
     except ValueError:

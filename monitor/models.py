@@ -49,6 +49,12 @@ class AlertRecord:
     published: str | None      # ISO 8601
     matched: list[str] = field(default_factory=list)
     snippet: str = ""
+    # `notify test`'s sample: marked "test": true in the record, so that tools reading
+    # a channel's output can skip it; absent from real alerts.
+    test: bool = False
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not data.get("test"):
+            del data["test"]
+        return data

@@ -310,6 +310,13 @@ class Pipeline:
     async def _process_entry(self, source: SourceConfig, entry: Entry, keys: list[str],
                              result: SourceResult) -> None:
         try:
+            await self._process_one(source, entry, keys, result)
+        finally:
+            self.on_progress(source.name, "article")
+
+    async def _process_one(self, source: SourceConfig, entry: Entry, keys: list[str],
+                           result: SourceResult) -> None:
+        try:
             article, aliases = await self._article(source, entry, keys[0])
         except Exception:
             log.exception("source %s: entry %s", source.name, keys[0],

@@ -42,9 +42,7 @@ STOP_GRACE = 8.0              # seconds in-flight work gets after SIGTERM
 
 
 def run_service(config: Config, *, http_address: str | None = None, tick: float = TICK) -> int:
-    from monitor.logs import setup_logging
-
-    setup_logging(1, secrets=config.secrets, json_lines=True)
+    """Run until SIGTERM or SIGINT; logging is set up by the caller (the command line)."""
     return asyncio.run(Service(config, tick=tick).run(http_address))
 
 

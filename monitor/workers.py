@@ -17,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
+from monitor.logs import LogSettings, current_settings, setup_worker_logging
+
 log = logging.getLogger("monitor.workers")
 
 PRELOAD = ["monitor.pipeline"]   # imports the parsers, the extractor, dedup and rules
@@ -36,7 +38,8 @@ class Workers:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
-                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+                                   initializer=_init_worker,
+                                   initargs=(os.getpid(), current_settings()))
         # The first job starts the fork server, which imports the heavy modules
         # (about a second): done here, in a thread, the event loop never waits on it.
         pool.submit(_call, int, (), {}).result()
@@ -78,6 +81,16 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _init_worker(owner: int, logging_settings: LogSettings) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the daemon stops the pool itself, and a
+    # worker's KeyboardInterrupt traceback would only litter the log.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup_worker_logging(logging_settings)
+    _die_with_parent(owner)
 
 
 def _die_with_parent(owner: int) -> None:

@@ -199,8 +199,10 @@ class Store(ABC):
     @abstractmethod
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float,
                          *, digest: bool = False, notifier: str | None = None,
-                         limit: int = 100) -> list[tuple[DeliveryRow, dict]]:
-        """Take due pending deliveries (with their alert records) under a lease."""
+                         limit: int = 100, exclude: Iterable[str] = ()
+                         ) -> list[tuple[DeliveryRow, dict]]:
+        """Take due pending deliveries (with their alert records) under a lease;
+        none of the channels in ``exclude`` (held back: quiet hours)."""
 
     @abstractmethod
     def thread_receipt(self, notifier: str, story_id: str,

@@ -486,7 +486,8 @@ class SQLStore(Store):
 
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float, *,
                          digest: bool = False, notifier: str | None = None,
-                         limit: int = 100) -> list[tuple[DeliveryRow, dict]]:
+                         limit: int = 100, exclude: Iterable[str] = ()
+                         ) -> list[tuple[DeliveryRow, dict]]:
         # A lease that has run out (its node died or hangs) is free again: the
         # delivery is taken over, at least once, at most one repeat per crash.
         until = ts(now + timedelta(seconds=lease_seconds))
@@ -498,6 +499,10 @@ class SQLStore(Store):
         if not digest:
             extra += " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)"
             params.append(ts(now))
+        held = sorted(set(exclude))
+        if held:
+            extra += f" AND d.notifier NOT IN ({_marks(len(held))})"
+            params.extend(held)
 
         def work() -> list[tuple]:
             # SQLite: under BEGIN IMMEDIATE; PostgreSQL: rows another node is

@@ -6,6 +6,7 @@ in RSS 2.0, RSS 1.0 (RDF), Atom, in UTF-8 or another encoding.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -154,3 +155,11 @@ class Site:
         else:
             self.server.route(full, data, headers={"Content-Type": content_type})
         return self.server.url(full)
+
+
+def json_feed(stories: list[tuple[Story, str]], *, title: str = "Notes",
+              version: str = "https://jsonfeed.org/version/1.1") -> str:
+    return json.dumps({"version": version, "title": title, "items": [
+        {"id": s.guid or s.slug, "url": url, "title": s.title,
+         "summary": s.summary or s.body[:300], "date_published": s.published.isoformat()}
+        for s, url in stories]}, ensure_ascii=False)

@@ -289,7 +289,8 @@ def test_search_and_alerts_list_over_the_stored_corpus(project, wire):
     alerts = project.cli("alerts", "list", "--json").json()
     assert [a["title"] for a in alerts] == [summit.title]
     assert alerts[0]["deliveries"] == [{"notifier": "archive", "state": "sent", "attempts": 1,
-                                        "last_error": None, "next_attempt": None}]
+                                        "last_error": None, "next_attempt": None,
+                                        "waiting": None}]
     assert project.cli("alerts", "list", "--pending", "--json").json() == []
 
 

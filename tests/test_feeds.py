@@ -122,7 +122,7 @@ def test_malformed_feed_with_entries_is_accepted():
 @pytest.mark.parametrize("name, message", [
     ("html_page.html", "not a feed: looks like an HTML page"),
     ("garbage.bin", "not a feed: binary data"),
-    ("json_feed.json", "not a feed: looks like JSON"),
+    ("json_not_a_feed.json", "not a feed: JSON, but not a JSON Feed"),
     ("not_a_feed.xml", "not a feed: no RSS or Atom root element"),
     ("sitemap.xml", "not a feed: this is a sitemap"),
 ])

@@ -14,6 +14,7 @@ KINDS: dict[str, str] = {
     "email": "monitor.notifiers.email:EmailNotifier",
     "slack": "monitor.notifiers.slack:SlackNotifier",
     "webhook": "monitor.notifiers.webhook:WebhookNotifier",
+    "apprise": "monitor.notifiers.apprise:AppriseNotifier",
 }
 
 

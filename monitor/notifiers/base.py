@@ -19,6 +19,8 @@ class Notifier(ABC):
     """
 
     kind: ClassVar[str]
+    # The channel's time zone (its `timezone` key): dates in messages are shown in it.
+    timezone: str = "UTC"
 
     def __init__(self, name: str):
         self.name = name

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from monitor.errors import ConfigError
 from monitor.models import AlertRecord
 from monitor.notifiers.base import Notifier
+from monitor.notifiers.render import published_text
 from monitor.textsafe import one_line
 
 
@@ -29,7 +30,8 @@ class ConsoleNotifier(Notifier):
         tag = "follow-up" if alert.followup else "new"
         lines = [
             f"[{one_line(alert.rule)}] ({tag}) {one_line(alert.title)}",
-            f"  {one_line(alert.source)} · {alert.published or 'undated'} · {one_line(alert.url)}",
+            f"  {one_line(alert.source)} · {published_text(alert.published, self.timezone) or 'undated'}"
+            f" · {one_line(alert.url)}",
             f"  matched: {', '.join(one_line(t) for t in alert.matched)}",
         ]
         if alert.snippet:

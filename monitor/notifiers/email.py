@@ -204,8 +204,9 @@ class EmailNotifier(Notifier):
         if isinstance(parent, str) and _MESSAGE_ID.match(parent):
             msg["In-Reply-To"] = parent
             msg["References"] = parent
-        msg.set_content(_alert_text(alert))
-        msg.add_alternative(_html_page(_alert_html(alert, heading="h2")), subtype="html")
+        msg.set_content(_alert_text(alert, self.timezone))
+        msg.add_alternative(_html_page(_alert_html(alert, self.timezone, heading="h2")),
+                            subtype="html")
         return msg
 
     def build_digest(self, alerts: list[AlertRecord]) -> EmailMessage:
@@ -220,9 +221,10 @@ class EmailNotifier(Notifier):
             text += ["=" * 8 + " " + story_title, ""]
             page.append(f"<h2>{html.escape(story_title)}</h2>")
             for alert in story:
-                text += ["  " + line if line else "" for line in _alert_text(alert).splitlines()]
+                text += ["  " + line if line else ""
+                         for line in _alert_text(alert, self.timezone).splitlines()]
                 text.append("")
-                page.append(_alert_html(alert, heading="h3"))
+                page.append(_alert_html(alert, self.timezone, heading="h3"))
         msg.set_content("\n".join(text))
         msg.add_alternative(_html_page("\n".join(page)), subtype="html")
         return msg
@@ -230,17 +232,17 @@ class EmailNotifier(Notifier):
 
 # --- rendering ------------------------------------------------------------------
 
-def _details(alert: AlertRecord) -> list[tuple[str, str]]:
+def _details(alert: AlertRecord, zone: str) -> list[tuple[str, str]]:
     rows = [("Source", one_line(alert.source, 120)),
-            ("Published", render.published_text(alert.published)),
+            ("Published", render.published_text(alert.published, zone)),
             ("Rule", one_line(alert.rule, 80)),
             ("Matched", render.matched_text(alert))]
     return [(label, value) for label, value in rows if value]
 
 
-def _alert_text(alert: AlertRecord) -> str:
+def _alert_text(alert: AlertRecord, zone: str = "UTC") -> str:
     lines = [render.headline(alert), ""]
-    lines += [f"{label}: {value}" for label, value in _details(alert)]
+    lines += [f"{label}: {value}" for label, value in _details(alert, zone)]
     if alert.followup:
         lines.append("Follow-up on a story already alerted.")
     snippet = "".join(piece for piece, _ in render.snippet_pieces(alert))
@@ -252,14 +254,14 @@ def _alert_text(alert: AlertRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _alert_html(alert: AlertRecord, *, heading: str) -> str:
+def _alert_html(alert: AlertRecord, zone: str = "UTC", *, heading: str) -> str:
     link = render.safe_link(alert.url)
     title = html.escape(render.headline(alert))
     if link:
         title = f'<a href="{html.escape(link, quote=True)}">{title}</a>'
     parts = [f"<{heading}>{title}</{heading}>"]
     details = " &middot; ".join(f"{label}: {html.escape(value)}"
-                                for label, value in _details(alert))
+                                for label, value in _details(alert, zone))
     parts.append(f'<p style="color:#555">{details}</p>')
     if alert.followup:
         parts.append("<p><em>Follow-up on a story already alerted.</em></p>")

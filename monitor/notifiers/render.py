@@ -12,6 +12,7 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from monitor import textsafe
 from monitor.config import parse_duration
@@ -54,8 +55,9 @@ def safe_link(url: Any) -> str | None:
     return url
 
 
-def published_text(published: str | None) -> str:
-    """'2024-05-01 09:30 UTC' from an ISO 8601 string; '' when unknown."""
+def published_text(published: str | None, zone: str = "UTC") -> str:
+    """'2024-05-01 18:30 JST' (in the channel's time zone ``zone``) from an ISO 8601
+    string; '' when unknown."""
     if not published:
         return ""
     try:
@@ -64,7 +66,13 @@ def published_text(published: str | None) -> str:
         return one_line(published, 40)
     if when.tzinfo is None:
         return when.strftime("%Y-%m-%d %H:%M")
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if zone == "UTC":
+        return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    local = when.astimezone(ZoneInfo(zone))
+    # An abbreviation where the zone has one (JST, KST, CEST), else the offset.
+    name = local.tzname() or ""
+    label = name if name[:1].isalpha() else local.strftime("UTC%z")
+    return local.strftime(f"%Y-%m-%d %H:%M {label}")
 
 
 def matched_text(alert: AlertRecord) -> str:
@@ -167,7 +175,7 @@ def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
 # --- option checking (shared by the notifiers' from_config) -----------------
 
 # Read by the configuration (digest scheduling); accepted here and otherwise ignored.
-SCHEDULING_KEYS = frozenset({"mode", "schedule", "timezone"})
+SCHEDULING_KEYS = frozenset({"mode", "schedule", "timezone", "quiet_hours"})
 
 
 class Options:

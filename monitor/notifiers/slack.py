@@ -53,13 +53,13 @@ def _mrkdwn(text: str) -> dict:
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
-def _alert_lines(alert: AlertRecord) -> tuple[str, str, str]:
+def _alert_lines(alert: AlertRecord, zone: str = "UTC") -> tuple[str, str, str]:
     """(headline, details, snippet) as escaped mrkdwn."""
     title = escape(render.headline(alert))
     link = slack_link(alert.url)
     head = f"*<{link}|{title}>*" if link else f"*{title}*"
     details = [("Source", one_line(alert.source, 120)),
-               ("Published", render.published_text(alert.published)),
+               ("Published", render.published_text(alert.published, zone)),
                ("Rule", one_line(alert.rule, 80)),
                ("Matched", render.matched_text(alert))]
     context = " · ".join(f"{label}: {escape(value)}" for label, value in details if value)
@@ -71,8 +71,8 @@ def _alert_lines(alert: AlertRecord) -> tuple[str, str, str]:
     return head, context, snippet
 
 
-def alert_message(alert: AlertRecord) -> dict:
-    head, context, snippet = _alert_lines(alert)
+def alert_message(alert: AlertRecord, zone: str = "UTC") -> dict:
+    head, context, snippet = _alert_lines(alert, zone)
     blocks: list[dict] = [{"type": "section", "text": _mrkdwn(head)},
                           {"type": "context", "elements": [_mrkdwn(context or " ")]}]
     if snippet:
@@ -84,7 +84,7 @@ def alert_message(alert: AlertRecord) -> dict:
     return {"text": text, "blocks": blocks}
 
 
-def digest_message(alerts: list[AlertRecord]) -> dict:
+def digest_message(alerts: list[AlertRecord], zone: str = "UTC") -> dict:
     stories = render.group_by_story(alerts)
     title = (f"News monitor digest: {len(alerts)} alert{'s' * (len(alerts) != 1)} on "
              f"{len(stories)} stor{'ies' if len(stories) != 1 else 'y'}")
@@ -98,7 +98,7 @@ def digest_message(alerts: list[AlertRecord]) -> dict:
         for alert in story:
             if len(blocks) + 1 > _MAX_BLOCKS - 1:
                 break
-            parts = [part for part in _alert_lines(alert) if part]
+            parts = [part for part in _alert_lines(alert, zone) if part]
             while len("\n".join(parts)) > _MAX_SECTION and len(parts) > 1:
                 parts.pop()     # drop the snippet, then the details, never cut inside markup
             blocks.append({"type": "section", "text": _mrkdwn("\n".join(parts))})
@@ -156,7 +156,7 @@ class SlackNotifier(Notifier):
                    timeout=timeout)
 
     async def send(self, alert: AlertRecord, *, thread: dict | None = None) -> dict:
-        payload = alert_message(alert)
+        payload = alert_message(alert, self.timezone)
         thread_ts = (thread or {}).get("ts")
         if self._token and isinstance(thread_ts, str) and thread_ts:
             payload["thread_ts"] = thread_ts
@@ -165,7 +165,7 @@ class SlackNotifier(Notifier):
     async def send_digest(self, alerts: list[AlertRecord]) -> dict:
         if not alerts:
             return {}
-        return await self._post(digest_message(alerts))
+        return await self._post(digest_message(alerts, self.timezone))
 
     async def _post(self, payload: dict) -> dict:
         key = self.channel or "webhook"
