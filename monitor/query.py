@@ -35,7 +35,8 @@ Decisions, as a user sees them:
   word, and ``拉致*`` (a CJK term with ``*``) may always. A query's CJK parts
   are joined across spaces and punctuation (``"岸田 首相"`` is ``岸田首相``).
   A Hangul word matches a text word that begins with it (particles attached:
-  ``김정은`` matches 김정은과). A reading in parentheses after a name
+  ``김정은`` matches 김정은과); a one-syllable Hangul word matches whole
+  (``북`` of 북·일 does not match 북한). A reading in parentheses after a name
   (金正恩（キムジョンウン）) is read through, neither breaking a phrase nor
   counting as words.
 * ``A NEAR/n B``: some match of A and some match of B in the same field lie
@@ -254,8 +255,12 @@ def _segments(raw: str, pos: int, fail) -> tuple[tuple[str, str], ...]:
                 segments.append(("c", word.norm))
             if star and k == len(parts) - 1:
                 segments[-1] = ("q", segments[-1][1])   # may end inside a word
-        elif word.kind == "h":
+        elif word.kind == "h" and len(word.norm) > 1:
             segments.append(("h", word.norm))
+        elif word.kind == "h":
+            # One syllable (북, 일 of 북·일; 김 of 김 위원장) is an abbreviation that
+            # stands alone: as a prefix it would match 북한, 일본, 김치.
+            segments.append(("w", word.norm))
         else:
             segments.append(("p" if star and k == len(parts) - 1 else "w", word.norm))
     return tuple(segments)
