@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.pg import pg_database, pg_url  # noqa: F401  (fixtures)
 from tests.servers import http_server  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# No property test is timed: on a shared 2-core machine an example's time says
+# nothing (the first Japanese one also loads MeCab's dictionary).
+settings.register_profile("untimed", deadline=None)
+settings.load_profile("untimed")
 
 
 @dataclass
