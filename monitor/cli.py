@@ -84,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
     r = sub.add_parser("run", help="the daemon: poll every source on its interval")
-    r.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics (off by default)")
+    r.add_argument("--http", metavar="HOST:PORT", nargs="?", const="",
+                   help="also serve the web page, feeds, API, /healthz and /metrics "
+                        "(on [web] listen, default 127.0.0.1:8080, when HOST:PORT is left out)")
     r.add_argument("--tick", type=float, default=5.0, metavar="SECONDS",
                    help="how often to look for due sources (default 5)")
+
+    w = sub.add_parser("serve", help="the web page, feeds and API over the store, without polling")
+    w.add_argument("--http", metavar="HOST:PORT",
+                   help="where to listen (default: [web] listen, or 127.0.0.1:8080)")
 
     rules = _group(sub, "rules", "work with rules")
     t = rules.add_parser("test", help="does RULE match this article, and why")
@@ -122,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--limit", type=int, default=50, metavar="N",
                     help="at most N alerts, newest first (default 50)")
     al.add_argument("--json", action="store_true", help="print them as a JSON array")
+
+    stories = _group(sub, "stories", "work with stories")
+    sm = stories.add_parser("mute", help="record a story's new alerts without delivering them")
+    sm.add_argument("story_id", metavar="STORY_ID",
+                    help="a story id, as alerts list and the web page show it")
+    su = stories.add_parser("unmute", help="deliver a story's new alerts again")
+    su.add_argument("story_id", metavar="STORY_ID", help="a muted story's id")
 
     s = sub.add_parser("search", help="run a query over the stored articles")
     s.add_argument("query", metavar="QUERY", help="a query in the rules' language, quoted")
@@ -176,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command_key(args: argparse.Namespace) -> str:
-    for attr in ("rules_command", "sources_command", "alerts_command", "notify_command"):
+    for attr in ("rules_command", "sources_command", "alerts_command", "notify_command",
+                 "stories_command"):
         if getattr(args, attr, None):
             return f"{args.command} {getattr(args, attr)}"
     return args.command
@@ -402,19 +416,96 @@ def _print_summary(summary, *, dry_run: bool) -> None:
                   f"failed deliveries: {summary.failed_deliveries}")
 
 
+def _http_address(config: Config, given: str | None) -> str | None:
+    """The address to serve the web page on, checked like [web] listen; None (with
+    the message printed) when it will not do."""
+    from monitor.config import check_listen, split_listen
+
+    address = given or config.web.listen
+    try:
+        split_listen(address)
+        check_listen(address, config.web.token)
+    except ValueError as exc:
+        where = "--http" if given else f"configuration error: {config.path}: [web]: listen"
+        print(f"news-monitor: {'error: ' if given else ''}{where}: {exc}", file=sys.stderr)
+        return None
+    return address
+
+
 def cmd_run(config: Config, args) -> int:
     from monitor.service import run_service
 
-    if args.http:
-        host, _, port = args.http.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            print(f"news-monitor: error: --http {args.http!r}: expected HOST:PORT, "
-                  "e.g. 127.0.0.1:9108", file=sys.stderr)
+    address = None
+    if args.http is not None:
+        address = _http_address(config, args.http)
+        if address is None:
             return EXIT_USAGE
     if args.tick <= 0:
         print("news-monitor: error: --tick must be positive", file=sys.stderr)
         return EXIT_USAGE
-    return run_service(config, http_address=args.http, tick=args.tick)
+    return run_service(config, http_address=address, tick=args.tick)
+
+
+def cmd_serve(config: Config, args) -> int:
+    address = _http_address(config, args.http)
+    if address is None:
+        return EXIT_USAGE
+    return asyncio.run(_serve(config, address))
+
+
+async def _serve(config: Config, address: str) -> int:
+    import signal
+
+    from monitor.web import WebServer, bind, create_app
+
+    try:
+        sock = bind(address)
+    except OSError as exc:
+        print(f"news-monitor: cannot listen on {address}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    store = _open_store(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = WebServer(create_app(config, store), sock)
+    try:
+        await server.start()
+        print(f"serving http://{server.address}/", file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+        store.close()
+    return EXIT_OK
+
+
+def cmd_stories_mute(config: Config, args) -> int:
+    return _set_mute(config, args.story_id, mute=True)
+
+
+def cmd_stories_unmute(config: Config, args) -> int:
+    return _set_mute(config, args.story_id, mute=False)
+
+
+def _set_mute(config: Config, story_id: str, *, mute: bool) -> int:
+    store = _open_store(config)
+    try:
+        if not store.story_exists(story_id):
+            print(f"news-monitor: no story {story_id!r} (see `alerts list --json` for story ids)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        changed = (store.mute_story(story_id, datetime.now(timezone.utc)) if mute
+                   else store.unmute_story(story_id))
+    finally:
+        store.close()
+    if mute:
+        print(f"story {story_id} muted: its new alerts are recorded but not delivered"
+              if changed else f"story {story_id} was muted already")
+    else:
+        print(f"story {story_id} unmuted: its new alerts are delivered again"
+              if changed else f"story {story_id} was not muted")
+    return EXIT_OK
 
 
 def _rule_named(config: Config, name: str):
@@ -661,6 +752,7 @@ def cmd_alerts_list(config: Config, args) -> int:
     quiet = quiet_channels(config)
     if args.json:
         print(json.dumps([{**a.record, "created_at": a.created_at.isoformat(),
+                           "muted": a.muted,
                            "deliveries": [{"notifier": d.notifier, "state": d.state,
                                            "attempts": d.attempts, "last_error": d.last_error,
                                            "next_attempt": d.next_attempt.isoformat()
@@ -686,16 +778,19 @@ def cmd_alerts_list(config: Config, args) -> int:
         _console().print(table)
         return EXIT_OK
     table = Table(title="recent alerts")
-    for col in ("when", "rule", "title", "deliveries"):
+    for col in ("when", "rule", "title", "story", "deliveries"):
         table.add_column(col)
     for a in alerts:
         deliveries = ", ".join(
             f"{_safe(d.notifier, 30)}: " + {"sent": "[green]sent[/green]",
-                                            "failed": "[red]failed[/red]"}.get(d.state, "[yellow]pending[/yellow]")
+                                            "failed": "[red]failed[/red]",
+                                            "muted": "[dim]muted[/dim]"}.get(d.state, "[yellow]pending[/yellow]")
             + (f" ({_safe(d.last_error, 60)})" if d.last_error and d.state != "sent" else "")
             for d in a.deliveries)
-        title = _safe(a.record.get("title"), 80) + (" [dim](follow-up)[/dim]" if a.followup else "")
-        table.add_row(_when(a.created_at), _safe(a.rule, 30), title, deliveries)
+        title = (_safe(a.record.get("title"), 80) + (" [dim](follow-up)[/dim]" if a.followup else "")
+                 + (" [dim](muted)[/dim]" if a.muted else ""))
+        table.add_row(_when(a.created_at), _safe(a.rule, 30), title, _safe(a.story_id, 40),
+                      deliveries)
     _console().print(table)
     return EXIT_OK
 
@@ -796,6 +891,9 @@ COMMANDS = {
     "validate": cmd_validate,
     "check-now": cmd_check_now,
     "run": cmd_run,
+    "serve": cmd_serve,
+    "stories mute": cmd_stories_mute,
+    "stories unmute": cmd_stories_unmute,
     "rules test": cmd_rules_test,
     "rules eval": cmd_rules_eval,
     "sources list": cmd_sources_list,

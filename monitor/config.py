@@ -87,6 +87,16 @@ class NotifierConfig:
     quiet_hours: tuple[time, time] | None = None   # (start, end) wall-clock times in timezone
 
 
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    listen: str = DEFAULT_LISTEN     # for `serve` and `run --http`
+    token: str | None = None         # required when listen is not a loopback address
+    timezone: str = "UTC"            # dates on the web page and in feeds
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -97,6 +107,7 @@ class Config:
     notifiers: tuple[NotifierConfig, ...]
     # Values that came from the environment: redacted from every log line and message.
     secrets: frozenset[str] = field(default_factory=frozenset)
+    web: WebSettings = field(default_factory=WebSettings)
 
     def source(self, name: str) -> SourceConfig:
         return next(s for s in self.sources if s.name == name)
@@ -133,6 +144,50 @@ def parse_size(value: Any) -> int:
     if size <= 0:
         raise ValueError(f"{value!r}: a size must be positive")
     return size
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """'HOST:PORT' (IPv6 hosts in brackets) as (host, port); ValueError otherwise."""
+    host, _, port = value.rpartition(":")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False           # a name other than localhost may resolve anywhere
+
+
+def check_listen(listen: str, token: str | None) -> None:
+    """A page that anyone on the network can reach must ask for a token."""
+    host, _ = split_listen(listen)
+    if not token and not is_loopback(host):
+        raise ValueError(f"{listen!r} is not a loopback address: set [web] token "
+                         "(e.g. token = \"${WEB_TOKEN}\"), or listen on 127.0.0.1")
+
+
+def line_of(text: str | None, table: str, key: str) -> int | None:
+    """The line where ``key`` is set inside ``[table]`` of a TOML text (for messages)."""
+    if not text:
+        return None
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+        elif current == table and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return None
 
 
 def check_http_url(value: Any) -> str:
@@ -258,10 +313,11 @@ def load_config(path: str | os.PathLike = DEFAULT_PATH,
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_config(data, path=path, env=env)
+    return parse_config(data, path=path, env=env, text=raw.decode("utf-8"))
 
 
-def parse_config(data: dict, *, path: str, env: Mapping[str, str]) -> Config:
+def parse_config(data: dict, *, path: str, env: Mapping[str, str],
+                 text: str | None = None) -> Config:
     secrets: set[str] = set()
     top = _Reader(path, "top level", data, env, secrets)
     monitor = _parse_monitor(_Reader(path, "[monitor]", top.raw("monitor", {}), env, secrets))
@@ -270,6 +326,7 @@ def parse_config(data: dict, *, path: str, env: Mapping[str, str]) -> Config:
     if not storage_url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise storage_r.error("url", f"{storage_url!r}: expected sqlite:///PATH or postgresql://...")
     storage_r.finish()
+    web = _parse_web(_Reader(path, "[web]", top.raw("web", {}), env, secrets), text)
 
     sources = tuple(_parse_source(_Reader(path, f"sources[{i}]", t, env, secrets), monitor)
                     for i, t in enumerate(_array(top, "sources")))
@@ -297,7 +354,7 @@ def parse_config(data: dict, *, path: str, env: Mapping[str, str]) -> Config:
                 raise ConfigError(f"{path}: rules[{i}] {rule.name!r}: sources: "
                                   f"no source named {name!r}")
     return Config(path=path, monitor=monitor, storage_url=storage_url, sources=sources,
-                  rules=rules, notifiers=notifiers, secrets=frozenset(secrets))
+                  rules=rules, notifiers=notifiers, secrets=frozenset(secrets), web=web)
 
 
 def _array(top: _Reader, key: str) -> list:
@@ -348,6 +405,29 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
         raise r.error("user_agent", "must be a non-empty single line")
     r.finish()
     return settings
+
+
+def _parse_web(r: _Reader, text: str | None) -> WebSettings:
+    from zoneinfo import ZoneInfo
+
+    d = WebSettings()
+    listen = r.typed("listen", str, d.listen)
+    token = r.typed("token", str, None) or None
+    if token:
+        r.secrets.add(token)         # written in the file or not, it never shows
+    timezone = r.typed("timezone", str, d.timezone)
+    r.finish()
+    try:
+        split_listen(listen)
+        check_listen(listen, token)
+    except ValueError as exc:
+        line = line_of(text, "web", "listen")
+        raise r.error("listen" + (f" (line {line})" if line else ""), str(exc)) from None
+    try:
+        ZoneInfo(timezone)
+    except Exception:
+        raise r.error("timezone", f"{timezone!r} is not a known time zone") from None
+    return WebSettings(listen=listen, token=token, timezone=timezone)
 
 
 def _duration_or_zero(value: Any) -> float:

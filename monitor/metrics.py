@@ -1,28 +1,23 @@
-"""Health and metrics for the daemon: ``run --http 127.0.0.1:PORT`` serves
+"""Health and metrics for the daemon; ``run --http`` serves them with the web page
+(``monitor.web``):
 
 - ``/healthz``: 200 with JSON {"status": "ok", ...} while the daemon is alive and
   its last cycle succeeded (or it has not finished one yet); 503 when the last
   cycle failed, with the same JSON saying so.
 - ``/metrics``: counters and gauges in the Prometheus text format.
-
-The server is a few lines on ``asyncio.start_server``: two read-only routes do
-not justify a web framework.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 from collections import Counter, deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from monitor.service import Service
-
-log = logging.getLogger("monitor.metrics")
+    from monitor.config import Config
+    from storage.base import Store
 
 LAG_WINDOW = 60.0          # seconds over which the event-loop lag gauge takes its maximum
 LAG_PROBE = 0.5            # how often the probe asks to wake
@@ -82,7 +77,7 @@ class Metrics:
                 "last_cycle_ok": self.last_cycle_ok}
         return (200 if ok else 503), body
 
-    def prometheus(self, service: "Service") -> str:
+    def prometheus(self, config: "Config", store: "Store") -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> None:
@@ -105,19 +100,19 @@ class Metrics:
         metric("monitor_deliveries_total", "counter", "Delivery attempts by result.",
                [({"result": r}, n) for r, n in sorted(self.deliveries.items())])
         now = datetime.now(timezone.utc)
-        oldest = service.store.oldest_pending_delivery(digest=False)   # digests wait by design
+        oldest = store.oldest_pending_delivery(digest=False)   # digests wait by design
         metric("monitor_delivery_lag_seconds", "gauge",
                "Age of the oldest alert waiting for an immediate delivery (0 when none waits).",
                [({}, round((now - oldest).total_seconds(), 3) if oldest else 0)])
-        states = service.store.all_source_states()
+        states = store.all_source_states()
         metric("monitor_source_last_success_timestamp_seconds", "gauge",
                "When each source was last polled successfully (Unix time).",
                [({"source": s.name}, states[s.name].last_success.timestamp())
-                for s in service.config.sources
+                for s in config.sources
                 if s.name in states and states[s.name].last_success])
         metric("monitor_source_consecutive_failures", "gauge", "Failures in a row per source.",
                [({"source": s.name}, states[s.name].consecutive_failures if s.name in states else 0)
-                for s in service.config.sources])
+                for s in config.sources])
         metric("monitor_last_cycle_success", "gauge", "1 if the last polling cycle succeeded.",
                [({}, 1 if self.last_cycle_ok is not False else 0)])
         metric("monitor_event_loop_lag_seconds", "gauge",
@@ -130,38 +125,3 @@ class Metrics:
 
 def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-async def serve_health(address: str, service: "Service") -> asyncio.AbstractServer:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = line.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
-            if path == "/healthz":
-                status, body = service.metrics.health()
-                payload, ctype = json.dumps(body).encode(), "application/json"
-            elif path == "/metrics":
-                status = 200
-                payload = (await asyncio.to_thread(service.metrics.prometheus, service)).encode()
-                ctype = "text/plain; version=0.0.4; charset=utf-8"
-            else:
-                status, payload, ctype = 404, b"not found\n", "text/plain"
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
-                         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                         + payload)
-            await writer.drain()
-        except Exception as exc:          # a bad client costs its own connection only
-            log.debug("health request failed: %s", exc)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, host, int(port))
-    log.info("health and metrics on http://%s:%s/", host, port, extra={"event": "http"})
-    return server

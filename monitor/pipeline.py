@@ -109,7 +109,8 @@ def rule_queries(config: Config) -> dict[str, tuple[tuple[str, str], ...]]:
 @dataclass
 class Analysis:
     fingerprints: Fingerprints
-    matches: dict[str, tuple[list[str], str]]     # rule -> (matched terms, snippet)
+    # rule -> (matched terms, snippet, where the matched words are in the snippet)
+    matches: dict[str, tuple[list[str], str, list[tuple[int, int]]]]
 
 
 _RULESETS: dict[tuple, RuleSet] = {}
@@ -129,7 +130,7 @@ def analyse(article: Article, rules: tuple[tuple[str, str], ...]) -> Analysis:
     fingerprinted = "text" if article.text else "title"
     normalised = " ".join(doc.fields[fingerprinted].norms)
     return Analysis(Fingerprints.of(article, normalised, " ".join(doc.fields["title"].norms)),
-                    {rule: (m.words, m.snippet()) for rule, m in matches.items()})
+                    {rule: (m.words, *m.highlighted()) for rule, m in matches.items()})
 
 
 def channels(config: Config, names) -> list[tuple[str, bool]]:
@@ -215,6 +216,7 @@ class Pipeline:
             max_age=result.max_age, ttl=result.ttl, retry_after=result.retry_after,
             publish_times=result.publish_times))
         self.store.save_source_state(state)
+        self.store.record_poll(source.name, started, ok=result.status != "error")
         broken_after = self.config.monitor.broken_after
         if result.status == "error" and state.consecutive_failures == broken_after:
             self._health_notice(source, "broken", result.error or "", state.consecutive_failures)
@@ -358,8 +360,8 @@ class Pipeline:
             if not self.dry_run:
                 tx.mark_seen(source.name, keys, verdict.article_id)
             if verdict.is_new and not self._too_old(article, now):
-                for rule, (terms, snippet) in analysis.matches.items():
-                    record = self._alert(tx, rule, terms, snippet, article, verdict, now)
+                for rule, (terms, snippet, spans) in analysis.matches.items():
+                    record = self._alert(tx, rule, terms, snippet, spans, article, verdict, now)
                     if record is not None:
                         records.append(record)
         return verdict, records
@@ -368,8 +370,9 @@ class Pipeline:
         return (article.published is not None and
                 now - article.published > timedelta(seconds=self.config.monitor.max_age))
 
-    def _alert(self, tx, rule: str, terms: list[str], snippet: str, article: Article,
-               verdict: Verdict, now: datetime) -> AlertRecord | None:
+    def _alert(self, tx, rule: str, terms: list[str], snippet: str,
+               spans: list[tuple[int, int]], article: Article, verdict: Verdict,
+               now: datetime) -> AlertRecord | None:
         story_id = verdict.story_id or str(verdict.article_id)
         record = AlertRecord(
             alert_id=uuid.uuid4().hex, rule=rule, story_id=story_id,
@@ -383,7 +386,7 @@ class Pipeline:
         inserted = tx.insert_alert(
             AlertRow(alert_id=record.alert_id, rule=rule, article_id=verdict.article_id,
                      story_id=story_id, followup=record.followup, created_at=now,
-                     record=record.to_dict()),
+                     record=record.to_dict(), source=article.source, highlights=spans),
             alert_channels(self.config, rule))
         return record if inserted else None
 

@@ -75,6 +75,16 @@ class Service:
         from monitor.workers import Workers
         from storage import open_store
 
+        web_socket = None
+        if http_address:
+            from monitor.web import bind
+
+            try:
+                web_socket = bind(http_address)
+            except OSError as exc:
+                log.error("cannot listen on %s: %s", http_address, exc.strerror or exc,
+                          extra={"event": "http"})
+                return 1
         self.stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,11 +96,7 @@ class Service:
         self.workers = Workers(self.config.monitor.workers)
         self.notifiers = build_notifiers(self.config, self.http)
         self.pipeline = Pipeline(self.config, self.store, self.http, workers=self.workers)
-        health = None
-        if http_address:
-            from monitor.metrics import serve_health
-
-            health = await serve_health(http_address, self)
+        web = await self._start_web(web_socket) if web_socket else None
 
         scheduler = AsyncIOScheduler(timezone=timezone.utc)
         now = self.now()
@@ -126,8 +132,9 @@ class Service:
                 await asyncio.wait(pending, timeout=1)
         for name in list(self.polling):
             self.store.release_source(name, self.owner)
-        if health is not None:
-            health.close()
+        if web is not None:
+            await web.stop()
+            self.web_store.close()
         for notifier in self.notifiers.values():
             await notifier.aclose()
         await self.http.aclose()
@@ -135,6 +142,19 @@ class Service:
         self.store.close()
         log.info("stopped", extra={"event": "stopped"})
         return 0
+
+    async def _start_web(self, sock):
+        from monitor.web import WebServer, create_app
+        from storage import open_store
+
+        # A connection of its own: the page's reads never wait for the daemon's
+        # store lock, nor the daemon's writes for a page.
+        self.web_store = open_store(self.config.storage_url)
+        app = create_app(self.config, self.web_store, health=self.metrics.health,
+                         metrics=lambda: self.metrics.prometheus(self.config, self.web_store))
+        web = WebServer(app, sock)
+        await web.start()
+        return web
 
     async def _spawn(self, fn, *args) -> None:
         if self.stopping.is_set():

@@ -16,6 +16,12 @@ _UNSAFE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b\u200e\u200f"
                      "\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
+def strip_unsafe(text: str | None) -> str:
+    """Text without unsafe characters, every other character where it was (offsets
+    into it shift only where something was removed)."""
+    return _UNSAFE.sub("", text or "")
+
+
 def clean_text(text: str | None) -> str:
     """Web text (a title, a byline, a paragraph) without unsafe characters, its white
     space collapsed to single spaces."""

@@ -79,13 +79,21 @@ class AlertRow:
     created_at: datetime
     record: dict                     # the alert record, as delivered
     deliveries: list["DeliveryRow"] = field(default_factory=list)
+    source: str | None = None
+    # Where the matched words are in record["snippet"]: (start, end) offsets.
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def muted(self) -> bool:
+        """Recorded while its story was muted: none of its channels get it."""
+        return bool(self.deliveries) and all(d.state == "muted" for d in self.deliveries)
 
 
 @dataclass
 class DeliveryRow:
     alert_id: str
     notifier: str
-    state: str                       # pending | sent | failed
+    state: str                       # pending | sent | failed | muted (never sent)
     attempts: int
     last_error: str | None
     next_attempt: datetime | None
@@ -120,7 +128,8 @@ class Transaction(ABC):
 
     @abstractmethod
     def insert_alert(self, alert: AlertRow, notifiers: list[tuple[str, bool]]) -> bool:
-        """Record an alert and a pending delivery per (notifier, is_digest).
+        """Record an alert and a pending delivery per (notifier, is_digest); a
+        'muted' one instead, never sent, when the alert's story is muted.
 
         Returns False (and records nothing) when this rule already alerted on the article.
         """
@@ -186,9 +195,61 @@ class Store(ABC):
 
         Call it now and then with ``now - fingerprint.STORY_WINDOW``."""
 
+    @abstractmethod
+    def story_articles(self, story_id: str) -> list[StoredArticle]:
+        """The articles of a story and their near-duplicate copies (whose
+        ``duplicate_of`` names one of them), oldest first."""
+
+    @abstractmethod
+    def article_signatures(self, article_ids: Iterable[int]) -> dict[int, bytes]:
+        """The near-duplicate signatures of these articles (those that have one)."""
+
+    # polls -------------------------------------------------------------------
+    @abstractmethod
+    def record_poll(self, source: str, when: datetime, *, ok: bool) -> None:
+        """Count one poll of ``source`` on its UTC day, as a success or a failure."""
+
+    @abstractmethod
+    def poll_days(self, since: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+        """(source, 'YYYY-MM-DD') -> (successful polls, failed polls), UTC days from ``since``."""
+
+    @abstractmethod
+    def alert_days(self, since: datetime) -> dict[tuple[str, str], int]:
+        """(source, 'YYYY-MM-DD') -> alerts recorded that UTC day, from ``since``."""
+
     # alerts and deliveries --------------------------------------------------
     @abstractmethod
-    def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]: ...
+    def list_alerts(self, *, pending_only: bool = False, limit: int = 50,
+                    rule: str | None = None, source: str | None = None,
+                    story_id: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None,
+                    before: tuple[datetime, str] | None = None) -> list[AlertRow]:
+        """Alerts newest first (created_at, then id, descending), with their deliveries.
+
+        ``since`` / ``until`` bound created_at (inclusive / exclusive); ``before``
+        is a paging cursor: the (created_at, alert_id) of the last alert of the
+        previous page."""
+
+    @abstractmethod
+    def get_alert(self, alert_id: str) -> AlertRow | None: ...
+
+    # stories -------------------------------------------------------------------
+    @abstractmethod
+    def mute_story(self, story_id: str, now: datetime) -> bool:
+        """Mute a story: its alerts recorded from now on are not delivered.
+        False when it was muted already."""
+
+    @abstractmethod
+    def unmute_story(self, story_id: str) -> bool:
+        """False when it was not muted."""
+
+    @abstractmethod
+    def muted_stories(self, story_ids: Iterable[str] | None = None) -> dict[str, datetime]:
+        """story id -> when it was muted, for the muted ones among ``story_ids`` (all when None)."""
+
+    @abstractmethod
+    def story_exists(self, story_id: str) -> bool:
+        """Whether an article or an alert belongs to this story."""
 
     @abstractmethod
     def oldest_pending_delivery(self, notifier: str | None = None,

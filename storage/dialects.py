@@ -84,6 +84,27 @@ MIGRATIONS: list[list[str]] = [
         # substring prefilter in `search`; NULL on articles stored before it.
         "ALTER TABLE articles ADD COLUMN search_text TEXT",
     ],
+    # 4: the web page. Alerts carry their source, so that filters by source and
+    # period stay index ranges; muted stories; polls counted per source and UTC
+    # day, for the sources page's 14-day chart (one row per source and day).
+    [
+        "ALTER TABLE alerts ADD COLUMN source TEXT",
+        # The (start, end) offsets of the matched words in the record's snippet,
+        # as the query engine found them (JSON); NULL on older alerts.
+        "ALTER TABLE alerts ADD COLUMN highlights TEXT",
+        """UPDATE alerts SET source =
+            (SELECT ar.source FROM articles ar WHERE ar.id = alerts.article_id)""",
+        # Source-health notices have no article: their story is 'source:NAME'.
+        """UPDATE alerts SET source = substr(story_id, 8)
+            WHERE source IS NULL AND story_id LIKE 'source:%'""",
+        "CREATE INDEX alerts_source_created ON alerts (source, created_at)",
+        "CREATE INDEX alerts_rule_created ON alerts (rule, created_at)",
+        "CREATE TABLE muted_stories (story_id TEXT PRIMARY KEY, muted_at TEXT NOT NULL)",
+        """CREATE TABLE poll_days (
+            source TEXT NOT NULL, day TEXT NOT NULL,
+            ok INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (source, day))""",
+    ],
 ]
 
 

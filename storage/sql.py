@@ -153,17 +153,24 @@ class SQLTransaction(Transaction):
         # share the exclusive lock: the loser inserts nothing and gets False.
         inserted = self.store._execute_count(
             self.store.dialect.insert_ignore(
-                "alerts", "(id, rule, article_id, story_id, followup, created_at, record)"
-                " VALUES (?,?,?,?,?,?,?)", "rule, article_id"),
+                "alerts", "(id, rule, article_id, story_id, followup, created_at, record, source,"
+                " highlights) VALUES (?,?,?,?,?,?,?,?,?)", "rule, article_id"),
             (alert.alert_id, alert.rule, alert.article_id, alert.story_id,
              1 if alert.followup else 0, ts(alert.created_at),
-             json.dumps(alert.record, ensure_ascii=False)))
+             json.dumps(alert.record, ensure_ascii=False),
+             alert.source or alert.record.get("source"),
+             json.dumps([list(span) for span in alert.highlights]) if alert.highlights else None))
         if not inserted:
             return False
+        # Read in the alert's own transaction: a mute and an alert racing each
+        # other cannot leave a muted story's alert pending.
+        muted = bool(self._q("SELECT 1 FROM muted_stories WHERE story_id = ?",
+                             (alert.story_id,)))
         self.store._executemany(
             "INSERT INTO deliveries (alert_id, notifier, state, attempts, digest, next_attempt)"
-            " VALUES (?, ?, 'pending', 0, ?, ?)",
-            [(alert.alert_id, name, 1 if digest else 0, ts(alert.created_at))
+            " VALUES (?, ?, ?, 0, ?, ?)",
+            [(alert.alert_id, name, "muted" if muted else "pending", 1 if digest else 0,
+              None if muted else ts(alert.created_at))
              for name, digest in dict.fromkeys(notifiers)])
         return True
 
@@ -439,19 +446,98 @@ class SQLStore(Store):
         return self._run(lambda: self._execute_count(
             "DELETE FROM story_bands WHERE fetched_at < ? OR fetched_at IS NULL", (ts(before),)))
 
-    # alerts and deliveries --------------------------------------------------------
-    def list_alerts(self, *, pending_only: bool = False, limit: int = 50) -> list[AlertRow]:
-        where = (" WHERE a.id IN (SELECT d.alert_id FROM deliveries d"
-                 " WHERE d.state = 'pending')") if pending_only else ""
+    def story_articles(self, story_id: str) -> list[StoredArticle]:
+        def work() -> list[StoredArticle]:
+            rows = self._fetch(f"SELECT {self._ARTICLE_COLS} FROM articles WHERE story_id = ?"
+                               f" ORDER BY id", (story_id,))
+            articles = [self._article(r) for r in rows]
+            for chunk in _chunks([a.id for a in articles]):
+                articles.extend(self._article(r) for r in self._fetch(
+                    f"SELECT {self._ARTICLE_COLS} FROM articles"
+                    f" WHERE duplicate_of IN ({_marks(len(chunk))}) ORDER BY id", chunk))
+            return articles
+        return self._run(work, write=False)
 
+    def article_signatures(self, article_ids: Iterable[int]) -> dict[int, bytes]:
+        ids = list(dict.fromkeys(article_ids))
+
+        def work() -> dict[int, bytes]:
+            out: dict[int, bytes] = {}
+            for chunk in _chunks(ids):
+                for r in self._fetch(f"SELECT id, signature FROM articles"
+                                     f" WHERE id IN ({_marks(len(chunk))})", chunk):
+                    if r[1] is not None:
+                        out[r[0]] = bytes(r[1])
+            return out
+        return self._run(work, write=False) if ids else {}
+
+    # polls ------------------------------------------------------------------------
+    def record_poll(self, source: str, when: datetime, *, ok: bool) -> None:
+        day = ts(when)[:10]
+        self._run(lambda: self._execute_count(
+            "INSERT INTO poll_days (source, day, ok, errors) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (source, day) DO UPDATE SET ok = poll_days.ok + excluded.ok,"
+            " errors = poll_days.errors + excluded.errors",
+            (source, day, 1 if ok else 0, 0 if ok else 1)))
+
+    def poll_days(self, since: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+        rows = self._run(lambda: self._fetch(
+            "SELECT source, day, ok, errors FROM poll_days WHERE day >= ?",
+            (ts(since)[:10],)), write=False)
+        return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+    def alert_days(self, since: datetime) -> dict[tuple[str, str], int]:
+        rows = self._run(lambda: self._fetch(
+            "SELECT source, substr(created_at, 1, 10), COUNT(*) FROM alerts"
+            " WHERE created_at >= ? AND source IS NOT NULL"
+            " GROUP BY source, substr(created_at, 1, 10)", (ts(since)[:10],)), write=False)
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    # alerts and deliveries --------------------------------------------------------
+    _ALERT_COLS = ("a.id, a.rule, a.article_id, a.story_id, a.followup, a.created_at,"
+                   " a.record, a.source, a.highlights")
+
+    def list_alerts(self, *, pending_only: bool = False, limit: int = 50,
+                    rule: str | None = None, source: str | None = None,
+                    story_id: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None,
+                    before: tuple[datetime, str] | None = None) -> list[AlertRow]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        if pending_only:
+            conditions.append("a.id IN (SELECT d.alert_id FROM deliveries d"
+                              " WHERE d.state = 'pending')")
+        for column, value in (("a.rule", rule), ("a.source", source), ("a.story_id", story_id)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            conditions.append("a.created_at >= ?")
+            params.append(ts(since))
+        if until is not None:
+            conditions.append("a.created_at < ?")
+            params.append(ts(until))
+        if before is not None:
+            conditions.append("(a.created_at < ? OR (a.created_at = ? AND a.id < ?))")
+            params += [ts(before[0]), ts(before[0]), before[1]]
+        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        return self._alerts(f"SELECT {self._ALERT_COLS} FROM alerts a{where}"
+                            f" ORDER BY a.created_at DESC, a.id DESC LIMIT ?",
+                            params + [limit])
+
+    def get_alert(self, alert_id: str) -> AlertRow | None:
+        alerts = self._alerts(f"SELECT {self._ALERT_COLS} FROM alerts a WHERE a.id = ?",
+                              [alert_id])
+        return alerts[0] if alerts else None
+
+    def _alerts(self, sql: str, params: list) -> list[AlertRow]:
         def work() -> list[AlertRow]:
-            rows = self._fetch(
-                f"SELECT a.id, a.rule, a.article_id, a.story_id, a.followup, a.created_at,"
-                f" a.record FROM alerts a{where} ORDER BY a.created_at DESC, a.id LIMIT ?",
-                (limit,))
+            rows = self._fetch(sql, params)
             alerts = [AlertRow(alert_id=r[0], rule=r[1], article_id=r[2], story_id=r[3],
                                followup=bool(r[4]), created_at=dt(r[5]),
-                               record=json.loads(r[6])) for r in rows]
+                               record=json.loads(r[6]), source=r[7],
+                               highlights=[(s, e) for s, e in json.loads(r[8] or "[]")])
+                      for r in rows]
             by_id = {a.alert_id: a for a in alerts}
             for chunk in _chunks(list(by_id)):
                 for d in self._fetch(f"SELECT {self._DELIVERY_COLS} FROM deliveries"
@@ -554,6 +640,38 @@ class SQLStore(Store):
             " WHERE alert_id = ? AND notifier = ?",
             ("failed" if permanent else "pending", error[:1000], ts(next_attempt),
              alert_id, notifier)))
+
+    # stories ------------------------------------------------------------------------
+    def mute_story(self, story_id: str, now: datetime) -> bool:
+        return bool(self._run(lambda: self._execute_count(
+            self.dialect.insert_ignore("muted_stories", "(story_id, muted_at) VALUES (?, ?)",
+                                       "story_id"), (story_id, ts(now)))))
+
+    def unmute_story(self, story_id: str) -> bool:
+        return bool(self._run(lambda: self._execute_count(
+            "DELETE FROM muted_stories WHERE story_id = ?", (story_id,))))
+
+    def muted_stories(self, story_ids: Iterable[str] | None = None) -> dict[str, datetime]:
+        if story_ids is None:
+            rows = self._run(lambda: self._fetch("SELECT story_id, muted_at FROM muted_stories"),
+                             write=False)
+            return {r[0]: dt(r[1]) for r in rows}
+        ids = list(dict.fromkeys(story_ids))
+
+        def work() -> dict[str, datetime]:
+            out: dict[str, datetime] = {}
+            for chunk in _chunks(ids):
+                for r in self._fetch(f"SELECT story_id, muted_at FROM muted_stories"
+                                     f" WHERE story_id IN ({_marks(len(chunk))})", chunk):
+                    out[r[0]] = dt(r[1])
+            return out
+        return self._run(work, write=False) if ids else {}
+
+    def story_exists(self, story_id: str) -> bool:
+        return bool(self._run(lambda: self._fetch(
+            "SELECT 1 FROM articles WHERE story_id = ?"
+            " UNION SELECT 1 FROM alerts WHERE story_id = ?", (story_id, story_id)),
+            write=False))
 
     # leases for several nodes -----------------------------------------------------
     def claim_due_sources(self, owner: str, now: datetime, lease_seconds: float,
