@@ -79,6 +79,8 @@ def test_run_polls_alerts_serves_health_and_stops_cleanly(project, http_server, 
         status, body = wait_for(lambda: _try_get(f"http://127.0.0.1:{port}/healthz"),
                                 what="/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
+        status, page = get(f"http://127.0.0.1:{port}/")           # the web page beside them
+        assert status == 200 and "Alerts" in page
         status, metrics = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert 'monitor_polls_total{source="wire",status="ok"}' in metrics

@@ -637,3 +637,95 @@ def test_lookup_query_plans_use_indexes_postgres(pg_url):
     with store.exclusive() as tx:
         assert [c[0] for c in tx.story_candidates(skeys, since=T0 - timedelta(days=7))] == [700]
     store.close()
+
+
+# the web page's reads, and muted stories ------------------------------------------------
+
+def test_a_muted_storys_new_alerts_are_recorded_but_not_delivered(store):
+    add_alert(store, "before", created_at=T0)
+    assert store.mute_story("story-1", T0) is True
+    assert store.mute_story("story-1", T0) is False          # muted already
+    add_alert(store, "during", created_at=T0 + timedelta(minutes=1))
+
+    alerts = {a.alert_id: a for a in store.list_alerts()}
+    assert [d.state for d in alerts["during"].deliveries] == ["muted"]
+    assert alerts["during"].muted and not alerts["before"].muted
+    claimed = store.claim_deliveries("node", T0 + timedelta(hours=1), 60)
+    assert [row.alert_id for row, _ in claimed] == ["before"]
+    assert store.oldest_pending_delivery() == T0
+    assert set(store.muted_stories()) == {"story-1"}
+
+    assert store.unmute_story("story-1") is True
+    assert store.unmute_story("story-1") is False
+    add_alert(store, "after", created_at=T0 + timedelta(minutes=2))
+    after = next(a for a in store.list_alerts() if a.alert_id == "after")
+    assert [d.state for d in after.deliveries] == ["pending"]
+    assert store.muted_stories(["story-1", "other"]) == {}
+
+
+def test_alerts_filtered_by_rule_source_period_and_paged_newest_first(store):
+    for i in range(5):
+        add_alert(store, f"a{i}", created_at=T0 + timedelta(hours=i),
+                  rule="r1" if i % 2 == 0 else "r2")
+    newest_first = [a.alert_id for a in store.list_alerts()]
+    assert newest_first == ["a4", "a3", "a2", "a1", "a0"]
+    assert [a.alert_id for a in store.list_alerts(rule="r2")] == ["a3", "a1"]
+    assert [a.alert_id for a in store.list_alerts(source="src")] == newest_first
+    assert store.list_alerts(source="elsewhere") == []
+    assert [a.alert_id for a in store.list_alerts(since=T0 + timedelta(hours=3))] == ["a4", "a3"]
+    assert [a.alert_id for a in store.list_alerts(until=T0 + timedelta(hours=1))] == ["a0"]
+
+    first = store.list_alerts(limit=2)
+    cursor = (first[-1].created_at, first[-1].alert_id)
+    second = store.list_alerts(limit=2, before=cursor)
+    third = store.list_alerts(limit=2, before=(second[-1].created_at, second[-1].alert_id))
+    assert [a.alert_id for a in first + second + third] == newest_first
+    assert store.get_alert("a2").source == "src"
+    assert store.get_alert("nope") is None
+
+
+def test_alerts_on_one_instant_page_without_loss_or_repeat(store):
+    for i in range(4):
+        add_alert(store, f"same{i}", created_at=T0)
+    seen, before = [], None
+    while True:
+        page = store.list_alerts(limit=3, before=before)
+        if not page:
+            break
+        seen += [a.alert_id for a in page]
+        before = (page[-1].created_at, page[-1].alert_id)
+    assert sorted(seen) == [f"same{i}" for i in range(4)] and len(seen) == 4
+
+
+def test_highlight_spans_are_kept_with_the_alert(store):
+    with store.exclusive() as tx:
+        article_id = tx.insert_article(article("https://x.test/h"))
+        row = alert("h1", article_id)
+        row.highlights = [(0, 7), (12, 15)]
+        tx.insert_alert(row, [("slack", False)])
+    assert store.get_alert("h1").highlights == [(0, 7), (12, 15)]
+
+
+def test_story_articles_with_their_copies_and_signatures(store):
+    with store.exclusive() as tx:
+        original = tx.insert_article(article("https://x.test/o", story_id="s9"))
+        copy = tx.insert_article(article("https://y.test/c", story_id=None, duplicate_of=original,
+                                         signature=b"copy-sig"))
+        tx.insert_article(article("https://z.test/other", story_id="s8"))
+    assert [a.id for a in store.story_articles("s9")] == [original, copy]
+    assert store.article_signatures([original, copy]) == {original: b"\x00sig\xff",
+                                                          copy: b"copy-sig"}
+    assert store.story_exists("s9") and not store.story_exists("s-none")
+
+
+def test_polls_and_alerts_counted_per_source_and_day(store):
+    store.record_poll("wire", T0, ok=True)
+    store.record_poll("wire", T0 + timedelta(hours=1), ok=False)
+    store.record_poll("wire", T0 + timedelta(days=1), ok=True)
+    store.record_poll("daily", T0, ok=True)
+    assert store.poll_days(T0) == {("wire", "2024-05-01"): (1, 1), ("wire", "2024-05-02"): (1, 0),
+                                   ("daily", "2024-05-01"): (1, 0)}
+    assert store.poll_days(T0 + timedelta(days=1)) == {("wire", "2024-05-02"): (1, 0)}
+    add_alert(store, "d1", created_at=T0)
+    add_alert(store, "d2", created_at=T0 + timedelta(hours=2))
+    assert store.alert_days(T0 - timedelta(days=1)) == {("src", "2024-05-01"): 2}

@@ -115,14 +115,17 @@ def alert_view(row: AlertRow, tz: ZoneInfo, *, muted_story: bool = False) -> Ale
 
 def threads(rows: list[AlertRow], tz: ZoneInfo, muted: set[str]) -> list[AlertView]:
     """The alerts of one page, newest first, each story's later alerts under the
-    earliest of its alerts on the page; a muted story's follow-ups hidden."""
-    heads: dict[str, AlertView] = {}
+    earliest of its alerts on the page; a muted story's follow-ups hidden.
+
+    A thread is one rule's alerts on one story, as ``followup`` is (an article
+    that two rules matched is two threads)."""
+    heads: dict[tuple[str, str], AlertView] = {}
     order: list[AlertView] = []
     for row in sorted(rows, key=lambda r: (r.created_at, r.alert_id)):
         view = alert_view(row, tz, muted_story=row.story_id in muted)
-        head = heads.get(row.story_id)
+        head = heads.get((row.rule, row.story_id))
         if head is None:
-            heads[row.story_id] = view
+            heads[(row.rule, row.story_id)] = view
             order.append(view)
         elif row.story_id in muted:
             head.hidden_followups += 1
@@ -135,7 +138,7 @@ def threads(rows: list[AlertRow], tz: ZoneInfo, muted: set[str]) -> list[AlertVi
         if head.hidden_followups:
             latest[head.alert_id] = max(
                 [latest[head.alert_id]] + [created[r.alert_id] for r in rows
-                                           if r.story_id == head.story_id])
+                                           if (r.rule, r.story_id) == (head.rule, head.story_id)])
     return sorted(order, key=lambda h: latest[h.alert_id], reverse=True)
 
 
