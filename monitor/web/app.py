@@ -120,13 +120,9 @@ class Web:
                 and not same_origin(request.headers.get("origin"), request.headers.get("host")):
             response = PlainTextResponse("cross-site request refused\n", status_code=403)
         else:
-            browser = request.cookies.get(CSRF_COOKIE)
-            request.state.browser_id = browser or self.guard.new_browser_id()
+            request.state.browser_id = (request.cookies.get(CSRF_COOKIE)
+                                        or self.guard.new_browser_id())
             response = await call_next(request)
-            if not browser:
-                response.set_cookie(CSRF_COOKIE, request.state.browser_id, httponly=True,
-                                    samesite="strict", path="/",
-                                    secure=request.url.scheme == "https")
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers.setdefault("Cache-Control", "no-store")
@@ -163,8 +159,15 @@ class Web:
             csrf_field=CSRF_FIELD, signed_in=self.guard.token is not None,
             rules=[r.name for r in self.config.rules],
             sources=[s.name for s in self.config.sources])
-        return HTMLResponse(self.env.get_template(template).render(**context),
-                            status_code=status)
+        response = HTMLResponse(self.env.get_template(template).render(**context),
+                                status_code=status)
+        if request.cookies.get(CSRF_COOKIE) != request.state.browser_id:
+            # Only pages with forms set it: a request the browser makes alongside
+            # (an icon, a style sheet) must not replace the id the forms were signed for.
+            response.set_cookie(CSRF_COOKIE, request.state.browser_id, httponly=True,
+                                samesite="strict", path="/",
+                                secure=request.url.scheme == "https")
+        return response
 
     async def http_error(self, request: Request, exc: HTTPException) -> Response:
         path = request.url.path
@@ -223,7 +226,8 @@ class Web:
             keep = {k: v for k, v in (("rule", f["rule"]), ("source", f["source"]),
                                       ("period", f["period"]), ("q", q)) if v}
             next_link = "/?" + urlencode({**keep, "before": self._cursor_of(more)})
-        return self.page(request, "alerts.html", status=400 if error else 200,
+        # A form's mistake is shown on the page, as the page: not an HTTP error.
+        return self.page(request, "alerts.html",
                          threads=views.threads(rows, self.tz, muted), filters=f, q=q,
                          error=error, next_link=next_link, scanned_all=scanned_all,
                          search_scan=SEARCH_SCAN, periods=list(PERIODS),
@@ -353,10 +357,10 @@ class Web:
                 title, text = split_text(pasted)
             else:
                 return await self.rules_page(request, error="give a URL or paste a text",
-                                             form=form, status=400)
+                                             form=form)
         except (MonitorError, OSError) as exc:
             return await self.rules_page(request, error=f"cannot read the article: {exc}",
-                                         form=form, status=400)
+                                         form=form)
         trial = await self._read(try_rule, rule.name, rule.query, title=title, text=text,
                                  url=url)
         return await self.rules_page(request, trial=trial, form=form)
@@ -389,8 +393,7 @@ class Web:
             return self.page(request, "login.html", next=target, error=None)
         form = await self._form(request)
         if not self.guard.token_matches(form.get("token", "")):
-            return self.page(request, "login.html", status=401, next=target,
-                             error="wrong token")
+            return self.page(request, "login.html", next=target, error="wrong token")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(SESSION_COOKIE, self.guard.new_session(), max_age=SESSION_MAX_AGE,
                             httponly=True, samesite="lax", path="/",
