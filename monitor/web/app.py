@@ -41,7 +41,8 @@ from monitor.errors import FetchError, MonitorError, QueryError
 from monitor.logs import redactor
 from monitor.web import views
 from monitor.web.feeds import atom_feed
-from monitor.web.ruletest import split_text, try_rule
+from monitor.rulecheck import Article
+from monitor.web.ruletest import pasted_article, try_rule
 from monitor.web.security import (CSRF_COOKIE, CSRF_FIELD, SECURITY_HEADERS, SESSION_COOKIE,
                                   SESSION_MAX_AGE, Guard, same_origin)
 from storage.base import AlertRow, Store
@@ -340,7 +341,7 @@ class Web:
                          form: dict | None = None, status: int = 200) -> Response:
         return self.page(request, "rules.html", status=status, rule_list=self.config.rules,
                          trial=trial, error=error, form=form or {},
-                         trial_pieces=views.segments(*trial.snippet) if trial else [])
+                         trial_pieces=views.segments(*trial["snippet"]) if trial else [])
 
     async def rule_test(self, request: Request) -> Response:
         form = await self._form(request)
@@ -352,20 +353,19 @@ class Web:
         pasted = (form.get("text") or "")[:MAX_FORM_TEXT]
         try:
             if url:
-                title, text, url = await self._fetch_article(url)
+                article = await self._fetch_article(url)
             elif pasted.strip():
-                title, text = split_text(pasted)
+                article = await self._read(pasted_article, pasted)
             else:
                 return await self.rules_page(request, error="give a URL or paste a text",
                                              form=form)
         except (MonitorError, OSError) as exc:
             return await self.rules_page(request, error=f"cannot read the article: {exc}",
                                          form=form)
-        trial = await self._read(try_rule, rule.name, rule.query, title=title, text=text,
-                                 url=url)
+        trial = await self._read(try_rule, rule.name, rule.query, article)
         return await self.rules_page(request, trial=trial, form=form)
 
-    async def _fetch_article(self, url: str) -> tuple[str, str, str]:
+    async def _fetch_article(self, url: str) -> Article:
         from monitor.cli import _fetch_policy
         from monitor.extract import extract_article
         from monitor.fetch import Fetcher
@@ -380,7 +380,7 @@ class Web:
                                             charset=response.charset)
         if extracted is None:
             raise FetchError("no article text could be extracted from the page")
-        return extracted.title, extracted.text, response.url
+        return Article(extracted.title or "", extracted.text or "", response.url)
 
     # login ------------------------------------------------------------------------
     async def login_page(self, request: Request) -> Response:
