@@ -17,11 +17,13 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, site):
+    # After `site`, so that the page closes before the server stops.
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     watch = ConsoleWatch(page)
     yield page
+    page.wait_for_load_state("networkidle")
     context.close()
     assert watch.errors == []            # the browser console showed no errors
 

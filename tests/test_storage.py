@@ -52,7 +52,7 @@ def article(url: str, *, bands=(1, 2, 3), story_bands=(101, 102), fetched_at=T0,
 def alert(alert_id: str, article_id: int, *, rule="r1", story_id="story-1",
           created_at=T0) -> AlertRow:
     return AlertRow(alert_id=alert_id, rule=rule, article_id=article_id, story_id=story_id,
-                    followup=False, created_at=created_at,
+                    followup=False, created_at=created_at, source="src",
                     record={"alert_id": alert_id, "rule": rule, "title": "Kishida–Kim 会談"})
 
 

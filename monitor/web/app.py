@@ -36,9 +36,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from monitor import fingerprint
+from monitor.cli import _fetch_policy
 from monitor.config import Config
 from monitor.errors import FetchError, MonitorError, QueryError
+from monitor.extract import extract_article
+from monitor.fetch import Fetcher
 from monitor.logs import redactor
+from monitor.query import Document, compile_query
 from monitor.web import views
 from monitor.web.feeds import atom_feed
 from monitor.rulecheck import Article
@@ -237,8 +241,6 @@ class Web:
     def _search(self, q: str, f: dict, before) -> tuple[list[AlertRow], AlertRow | None, bool]:
         """Alerts whose article the query matches, newest first: a page of them, the
         last one looked at (to go on from), and whether every alert was looked at."""
-        from monitor.query import Document, compile_query
-
         query = compile_query(q)
         hits: list[AlertRow] = []
         scanned = 0
@@ -366,10 +368,6 @@ class Web:
         return await self.rules_page(request, trial=trial, form=form)
 
     async def _fetch_article(self, url: str) -> Article:
-        from monitor.cli import _fetch_policy
-        from monitor.extract import extract_article
-        from monitor.fetch import Fetcher
-
         # Through the fetcher: its limits and its refusal of private addresses.
         fetcher = Fetcher(_fetch_policy(self.config))
         try:
