@@ -4,6 +4,10 @@ store that `check-now` filled from loopback news sites."""
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
+import time
 
 from markupsafe import escape
 
@@ -11,7 +15,9 @@ import feedparser
 import httpx
 import pytest
 
+from tests.conftest import ROOT
 from tests.newsroom import Story, rss20
+from tests.test_notify_email import free_port
 from tests.webhelp import Newsroom, serving, web_config
 
 HOSTILE_TITLE = ('Kishida seeks summit with Kim <script>alert(1)</script>'
@@ -342,8 +348,6 @@ def test_non_loopback_listen_without_token_is_a_configuration_error(project):
 
 
 def test_serve_reports_a_port_in_use(project):
-    import socket
-
     project.write(web_config([]))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -376,3 +380,25 @@ def test_stories_mute_from_the_command_line(project, newsroom):
 
     assert project.cli("stories", "unmute", story_id).code == 0
     assert "was not muted" in project.cli("stories", "unmute", story_id).out
+
+
+def test_serve_listens_on_web_listen_by_default(project):
+    port = free_port()
+    project.write(web_config([], web=f'listen = "127.0.0.1:{port}"'))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_monitor.py"), "--config",
+                             str(project.config), "serve"], cwd=project.path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert status == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0             # SIGTERM stops it cleanly
