@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 
-from markupsafe import escape
-
 import feedparser
 import httpx
 import pytest
+from markupsafe import escape
 
 from tests.conftest import ROOT
 from tests.newsroom import Story, rss20
