@@ -954,7 +954,17 @@ class MatchResult:
         fields are left out when the title or text has some."""
         hits = [h for h in self.hits if h.field in DEFAULT_FIELDS] or self.hits
         out: dict[str, None] = {}
-        for h in hits:
+        # A hit inside a longer one ("Kim" inside "Kim Jong Un") is not a word of its own.
+        reach: dict[str, int] = {}
+        covered: set[int] = set()
+        for i, h in sorted(enumerate(hits), key=lambda ih: (ih[1].field, ih[1].start, -ih[1].end)):
+            if h.end <= reach.get(h.field, -1):
+                covered.add(i)
+            else:
+                reach[h.field] = h.end
+        for i, h in enumerate(hits):
+            if i in covered:
+                continue
             written = " ".join(h.text.split())
             if written and written not in out:
                 out[written] = None

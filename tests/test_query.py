@@ -527,3 +527,9 @@ def test_explain_says_which_part_failed_and_how_close(query, text, reasons):
     q = compile_query(query)
     assert q.match(text_doc(text)) is None
     assert q.explain(text_doc(text)) == reasons
+
+
+def test_a_word_inside_a_longer_match_is_not_listed_again():
+    doc = Document.build(title="Kishida and Kim Jong-un", text="Kim met no one.")
+    result = compile_query('Kishida AND (Kim OR "Kim Jong Un")').match(doc)
+    assert result.words == ["Kishida", "Kim Jong-un", "Kim"]   # the text's Kim stands alone
