@@ -256,7 +256,11 @@ class Pipeline:
                                           last_modified=state.last_modified)
         result.max_age = response.header_max_age()
         if response.not_modified:
+            # A 304 may renew the validators or leave them out; either way the
+            # next poll must be conditional again.
             result.status = "not_modified"
+            result.etag = response.etag or state.etag
+            result.last_modified = response.last_modified or state.last_modified
             return None
         body_hash = hashlib.sha256(response.body).hexdigest()
         result.etag, result.last_modified = response.etag, response.last_modified
