@@ -630,7 +630,8 @@ def cmd_sources_list(config: Config, args) -> int:
             # (adapted to the source, backed off after errors, or as the server asked).
             "interval": s.interval, "interval_in_force": in_force,
             "last_success": st.last_success.isoformat() if st and st.last_success else None,
-            "last_error": st.last_error if st else None,
+            # Errors stored by an older version may still carry a secret.
+            "last_error": redact(st.last_error) if st and st.last_error else None,
             "last_error_at": st.last_error_at.isoformat() if st and st.last_error_at else None,
             "consecutive_failures": st.consecutive_failures if st else 0,
             "next_poll": st.next_poll.isoformat() if st and st.next_poll else None,

@@ -15,14 +15,22 @@ import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
+from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
 
 
 def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
     """A function that replaces every secret (values taken from the environment)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= 4:
+            # A secret in a URL travels percent-encoded, and messages quote the URL
+            # as sent: each encoding a URL may give it is redacted too.
+            forms.update((secret, quote(secret, safe="/"), quote(secret, safe=""),
+                          quote_plus(secret, safe="/"), quote(secret, safe="/+:@=&?")))
     # Longest first, so that a secret containing another is redacted whole.
-    ordered = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+    ordered = sorted(forms, key=len, reverse=True)
 
     def redact(text: str) -> str:
         for secret in ordered:

@@ -23,6 +23,7 @@ from monitor.dedup import Fingerprints, Verdict, ingest
 from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.extract import extract_article
 from monitor.fetch import Fetcher
+from monitor.logs import redactor
 from monitor.models import AlertRecord, Article, Entry
 from monitor.polling import PollOutcome, PollPolicy, next_poll
 from monitor.query import Document, RuleSet, compile_query
@@ -160,6 +161,8 @@ class Pipeline:
         self.now = now or (lambda: datetime.now(timezone.utc))
         self.rule_queries = rule_queries(config)
         self.on_progress = on_progress or (lambda source, message: None)
+        # A source URL may carry a secret (${VAR}), and errors name their URL.
+        self.redact = redactor(config.secrets)
         self.previews: list[dict] = []
         # In a dry run nothing is stored, so copies within the pass are caught here.
         self._dry_seen: set[str] = set()
@@ -185,6 +188,8 @@ class Pipeline:
                           extra={"source": source.name, "event": "error"})
             result.status = "error"
             result.error = one_line(f"internal error: {type(exc).__name__}: {exc}", 300)
+        if result.error:
+            result.error = self.redact(result.error)
         self._record(source, state, result, started)
         self.on_progress(source.name, "done")
         return result
@@ -234,7 +239,7 @@ class Pipeline:
             title = f"Source {source.name!r} has recovered after {failures} failures"
         record = AlertRecord(
             alert_id=uuid.uuid4().hex, rule="source-health", story_id=f"source:{source.name}",
-            followup=event == "recovered", url=source.url, title=title, source=source.name,
+            followup=event == "recovered", url=self.redact(source.url), title=title, source=source.name,
             published=now.isoformat(), matched=[], snippet=error)
         with self.store.exclusive() as tx:
             # Health notices belong to no article: each gets its own negative id.
@@ -383,7 +388,8 @@ class Pipeline:
             followup=tx.rule_has_story_alert(rule, story_id),
             # An entry with neither link nor URL-like GUID is kept under its GUID; its
             # alert links to the source, the only place a reader can find it.
-            url=article.url if article.url.startswith("http") else self.config.source(article.source).url,
+            url=article.url if article.url.startswith("http")
+            else self.redact(self.config.source(article.source).url),
             title=article.title, source=article.source,
             published=article.published.isoformat() if article.published else None,
             matched=terms, snippet=snippet)
