@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from monitor import defaults
 from monitor.errors import ConfigError, QueryError
 from monitor.quiet import parse_quiet_hours
 
@@ -33,14 +34,14 @@ SOURCE_KINDS = ("feed", "page", "sitemap")
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor/news-monitor)"
+    user_agent: str = defaults.USER_AGENT
     default_interval: float = 900.0
-    timeout: float = 30.0
-    max_body: int = 10_000_000
-    concurrency: int = 16
-    per_host: int = 2
-    per_host_delay: float = 1.0
-    allow_private_networks: bool = False
+    timeout: float = defaults.TIMEOUT
+    max_body: int = defaults.MAX_BODY
+    concurrency: int = defaults.CONCURRENCY
+    per_host: int = defaults.PER_HOST
+    per_host_delay: float = defaults.PER_HOST_DELAY
+    allow_private_networks: bool = defaults.ALLOW_PRIVATE_NETWORKS
     # robots.txt is honoured for listing pages and article pages (not for feeds,
     # which are published to be polled).
     respect_robots: bool = True

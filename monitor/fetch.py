@@ -32,6 +32,7 @@ import brotli
 import httpcore
 import httpx
 
+from monitor import defaults
 from monitor.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge, TooManyRedirects
 from monitor.netguard import GuardedNetworkBackend, IPAddress, Resolver, is_public_address, resolve
 
@@ -45,14 +46,14 @@ _DECODE_STEP = 256 * 1024  # decoded bytes per decompressor call
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    user_agent: str = "news-monitor/0.1 (+https://github.com/news-monitor)"
-    timeout: float = 30.0            # TOTAL deadline per request, incl. redirects and body
-    max_body: int = 10 * 1024 * 1024 # bytes, applied to the raw body AND to the decoded body
-    max_redirects: int = 5
-    allow_private_networks: bool = False
-    concurrency: int = 16            # requests in flight in all
-    per_host: int = 2                # requests in flight per host
-    per_host_delay: float = 0.0      # minimum seconds between request starts to one host
+    user_agent: str = defaults.USER_AGENT
+    timeout: float = defaults.TIMEOUT      # TOTAL deadline per request, incl. redirects and body
+    max_body: int = defaults.MAX_BODY      # bytes, applied to the raw body AND to the decoded body
+    max_redirects: int = defaults.MAX_REDIRECTS
+    allow_private_networks: bool = defaults.ALLOW_PRIVATE_NETWORKS
+    concurrency: int = defaults.CONCURRENCY          # requests in flight in all
+    per_host: int = defaults.PER_HOST                # requests in flight per host
+    per_host_delay: float = defaults.PER_HOST_DELAY  # least seconds between GET starts to one host
     verify_tls: bool = True          # never falls back to unverified
 
 
@@ -136,7 +137,7 @@ def _media_type(headers: httpx.Headers) -> tuple[str | None, str | None]:
 
 def _size(n: int) -> str:
     """A size as the user wrote it: max_body = "200KB" is 200,000 bytes (the
-    configuration's KB and MB are decimal), the built-in 10 MB default is binary."""
+    configuration's KB and MB are decimal); binary sizes given in code read as such too."""
     for unit, scale in (("MB", 1024 * 1024), ("MB", 1000 * 1000), ("KB", 1024), ("KB", 1000)):
         if n >= scale and n % scale == 0:
             return f"{n // scale} {unit}"

@@ -22,8 +22,9 @@ from tests.servers import LoopbackServer, Request, closed_port, deflate_bytes, g
 
 T = TypeVar("T")
 
-# Everything in these tests lives on 127.0.0.1, so most of them switch the guard off.
-LOOPBACK = FetchPolicy(allow_private_networks=True, timeout=5.0)
+# Everything in these tests lives on 127.0.0.1, so most of them switch the guard off;
+# and one host serves every request, so the politeness delay would only slow them.
+LOOPBACK = FetchPolicy(allow_private_networks=True, timeout=5.0, per_host_delay=0)
 
 
 def fetch(call: Callable[[Fetcher], Awaitable[T]], policy: FetchPolicy = LOOPBACK,
@@ -360,14 +361,16 @@ def _get_many(urls: list[str], policy: FetchPolicy) -> list[Response]:
 
 def test_requests_per_host_never_exceed_per_host(http_server: LoopbackServer) -> None:
     url = http_server.hold("/hold", 0.3)
-    policy = FetchPolicy(allow_private_networks=True, per_host=2, concurrency=16)
+    policy = FetchPolicy(allow_private_networks=True, per_host=2, concurrency=16,
+                         per_host_delay=0)
     assert len(_get_many([url] * 6, policy)) == 6
     assert http_server.max_in_flight == 2
 
 
 def test_global_concurrency_limit(http_server: LoopbackServer) -> None:
     url = http_server.hold("/hold", 0.2)
-    policy = FetchPolicy(allow_private_networks=True, per_host=10, concurrency=3)
+    policy = FetchPolicy(allow_private_networks=True, per_host=10, concurrency=3,
+                         per_host_delay=0)
     _get_many([url] * 7, policy)
     assert http_server.max_in_flight == 3
 

@@ -14,7 +14,8 @@ from tests.servers import LoopbackServer, Reply, Request, closed_port
 
 T = TypeVar("T")
 AGENT = "news-monitor/0.1 (+https://github.com/news-monitor)"
-LOOPBACK = FetchPolicy(user_agent=AGENT, allow_private_networks=True, timeout=5.0)
+LOOPBACK = FetchPolicy(user_agent=AGENT, allow_private_networks=True, timeout=5.0,
+                       per_host_delay=0)
 
 ROBOTS = b"""\
 # comments and blank lines are fine
