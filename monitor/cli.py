@@ -316,7 +316,8 @@ def cmd_check_now(config: Config, args) -> int:
 
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
-    from monitor.deliver import deliver_due, deliver_pending, quiet_channels, reclaim_dead_leases
+    from monitor.deliver import (deliver_due, deliver_pending, pending_due, quiet_channels,
+                                 reclaim_dead_leases)
     from monitor.pipeline import Pipeline, RunSummary
 
     from monitor.workers import Workers
@@ -330,11 +331,14 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
             notifiers = build_notifiers(config, http,
                                         console_stream=sys.stderr if as_json else sys.stdout)
             redact = redactor(config.secrets)
+            # Everything pending when the pass began is due in it, whatever its backoff.
+            started = datetime.now(timezone.utc)
             if not dry_run:
                 reclaim_dead_leases(store)
                 # What earlier runs left pending goes out first.
                 stats = await deliver_pending(store, notifiers, redact=redact,
-                                              held=quiet_channels(config))
+                                              held=quiet_channels(config),
+                                              retry_before=started)
                 summary.delivered += stats.delivered
                 summary.failed_deliveries += stats.failed
             pipeline = Pipeline(config, store, http, dry_run=dry_run,
@@ -349,9 +353,11 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
                     progress.stop()
             summary.previews = pipeline.previews
             if not dry_run:
-                stats = await deliver_due(store, notifiers, config, redact=redact)
+                stats = await deliver_due(store, notifiers, config, redact=redact,
+                                          retry_before=started)
                 summary.delivered += stats.delivered
                 summary.failed_deliveries += stats.failed
+                summary.pending_deliveries = pending_due(store, config)
             for notifier in notifiers.values():
                 await notifier.aclose()
     finally:
@@ -413,7 +419,8 @@ def _print_summary(summary, *, dry_run: bool) -> None:
     console.print(table)
     console.print(f"new articles: {summary.new_articles}   duplicates: {summary.duplicates}   "
                   f"alerts: {summary.alerts}   delivered: {summary.delivered}   "
-                  f"failed deliveries: {summary.failed_deliveries}")
+                  f"failed deliveries: {summary.failed_deliveries}   "
+                  f"pending deliveries: {summary.pending_deliveries}")
 
 
 def _http_address(config: Config, given: str | None) -> str | None:

@@ -31,6 +31,7 @@ LEASE_SECONDS = 120.0
 BACKOFF_BASE = 30.0          # seconds before the first retry
 BACKOFF_CAP = 6 * 3600.0     # never wait longer than this between tries
 MAX_ATTEMPTS = 20            # then the delivery is given up as failed
+DIGEST_SIZE = 500            # alerts in one digest message; more go in further messages
 
 
 def owner_id() -> str:
@@ -85,12 +86,26 @@ def _record(data: dict) -> AlertRecord:
 async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
                           now: Callable[[], datetime] | None = None,
                           redact: Callable[[str], str] = lambda s: s,
-                          held: Iterable[str] = ()) -> DeliveryStats:
-    """Send every due immediate delivery; channels in parallel, each in order.
-    The ``held`` channels (in quiet hours) are left pending."""
+                          held: Iterable[str] = (),
+                          retry_before: datetime | None = None) -> DeliveryStats:
+    """Send every due immediate delivery, however many; channels in parallel, each
+    in order. With ``retry_before`` (``check-now``: when its pass began), what waits
+    on the backoff of a failure before then is due too: only a channel's own hold
+    (Retry-After) is kept, and each delivery is tried once in the pass. The
+    ``held`` channels (in quiet hours) are left pending."""
     now = now or (lambda: datetime.now(timezone.utc))
     stats = DeliveryStats()
-    claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS, exclude=held)
+    while True:
+        claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS, exclude=held,
+                                         retry_before=retry_before)
+        if not claimed:
+            return stats
+        await _send_batch(store, notifiers, claimed, stats, now, redact)
+
+
+async def _send_batch(store: Store, notifiers: dict[str, Notifier],
+                      claimed: list[tuple[DeliveryRow, dict]], stats: DeliveryStats,
+                      now: Callable[[], datetime], redact: Callable[[str], str]) -> None:
     by_channel: dict[str, list[tuple[DeliveryRow, dict]]] = {}
     for row, record in claimed:
         by_channel.setdefault(row.notifier, []).append((row, record))
@@ -120,7 +135,6 @@ async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
                 stats.delivered += 1
 
     await asyncio.gather(*(channel(n, items) for n, items in by_channel.items()))
-    return stats
 
 
 def _failed(store: Store, row: DeliveryRow, name: str, error: str, permanent: bool,
@@ -129,45 +143,49 @@ def _failed(store: Store, row: DeliveryRow, name: str, error: str, permanent: bo
     if attempts >= MAX_ATTEMPTS:
         permanent, error = True, f"{error} (gave up after {attempts} attempts)"
     next_attempt = None if permanent else now + timedelta(seconds=backoff(attempts, retry_after))
+    hold_until = (now + timedelta(seconds=min(retry_after, BACKOFF_CAP))
+                  if retry_after and not permanent else None)
     log.warning("delivery of alert %s to %s failed (%s): %s", row.alert_id, name,
                 "permanent" if permanent else f"retry at {next_attempt:%H:%M:%S}",
                 one_line(error, 300),
                 extra={"alert": row.alert_id, "notifier": name, "event": "delivery_failed"})
     store.delivery_failed(row.alert_id, name, error, permanent=permanent,
-                          next_attempt=next_attempt)
+                          next_attempt=next_attempt, hold_until=hold_until)
 
 
 async def deliver_digest(store: Store, notifier: Notifier, *,
                          now: Callable[[], datetime] | None = None) -> DeliveryStats:
-    """Send a digest channel's pending alerts as one message grouped by story.
+    """Send a digest channel's pending alerts as messages of up to DIGEST_SIZE
+    alerts, grouped by story.
 
     On failure every alert stays pending and goes into the next digest: nothing
     is lost between digests or across a restart.
     """
     now = now or (lambda: datetime.now(timezone.utc))
     stats = DeliveryStats()
-    claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS, digest=True,
-                                     notifier=notifier.name, limit=500)
-    if not claimed:
-        return stats
-    alerts = sorted((_record(record) for _, record in claimed), key=lambda a: a.story_id)
-    try:
-        receipt = await notifier.send_digest(alerts)
-    except Exception as exc:
-        permanent = isinstance(exc, DeliveryError) and exc.permanent
-        message = str(exc) if isinstance(exc, DeliveryError) else f"internal error: {type(exc).__name__}"
+    while True:
+        claimed = store.claim_deliveries(owner_id(), now(), LEASE_SECONDS, digest=True,
+                                         notifier=notifier.name, limit=DIGEST_SIZE)
+        if not claimed:
+            return stats
+        alerts = sorted((_record(record) for _, record in claimed), key=lambda a: a.story_id)
+        try:
+            receipt = await notifier.send_digest(alerts)
+        except Exception as exc:
+            permanent = isinstance(exc, DeliveryError) and exc.permanent
+            message = (str(exc) if isinstance(exc, DeliveryError)
+                       else f"internal error: {type(exc).__name__}")
+            for row, _ in claimed:
+                # Digests are retried at the next scheduled digest, not given up on.
+                store.delivery_failed(row.alert_id, notifier.name, message,
+                                      permanent=False, next_attempt=None)
+            log.warning("digest %s failed (%s): %s", notifier.name,
+                        "permanent" if permanent else "will retry", one_line(message, 300))
+            stats.failed += len(claimed)
+            return stats
         for row, _ in claimed:
-            # Digests are retried at the next scheduled digest, not given up on.
-            store.delivery_failed(row.alert_id, notifier.name, message,
-                                  permanent=False, next_attempt=None)
-        log.warning("digest %s failed (%s): %s", notifier.name,
-                    "permanent" if permanent else "will retry", one_line(message, 300))
-        stats.failed = len(claimed)
-        return stats
-    for row, _ in claimed:
-        store.delivery_sent(row.alert_id, notifier.name, receipt or {}, now())
-    stats.delivered = len(claimed)
-    return stats
+            store.delivery_sent(row.alert_id, notifier.name, receipt or {}, now())
+        stats.delivered += len(claimed)
 
 
 def digest_due(schedule: str, timezone_name: str, oldest_pending: datetime | None,
@@ -206,9 +224,23 @@ def quiet_channels(config, now: datetime | None = None) -> dict[str, datetime]:
 
 
 async def deliver_due(store: Store, notifiers: dict[str, Notifier], config, *,
-                      redact: Callable[[str], str] = lambda s: s) -> DeliveryStats:
+                      redact: Callable[[str], str] = lambda s: s,
+                      retry_before: datetime | None = None) -> DeliveryStats:
     """Every due delivery: the immediate ones (but those of channels in quiet hours),
     then the digests whose time has come."""
-    stats = await deliver_pending(store, notifiers, redact=redact, held=quiet_channels(config))
+    stats = await deliver_pending(store, notifiers, redact=redact, held=quiet_channels(config),
+                                  retry_before=retry_before)
     digests = await deliver_due_digests(store, notifiers, config)
     return DeliveryStats(stats.delivered + digests.delivered, stats.failed + digests.failed)
+
+
+def pending_due(store: Store, config, now: datetime | None = None) -> int:
+    """Deliveries that are due and still pending: immediate ones no hold keeps back
+    (Retry-After, quiet hours), and those of digests whose time has come."""
+    now = now or datetime.now(timezone.utc)
+    pending = store.count_pending_deliveries(now, exclude=quiet_channels(config, now))
+    for n in config.notifiers:
+        if n.mode == "digest" and digest_due(
+                n.schedule, n.timezone, store.oldest_pending_delivery(n.name, digest=True), now):
+            pending += store.count_pending_deliveries(now, digest=True, notifier=n.name)
+    return pending

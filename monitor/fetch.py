@@ -515,7 +515,8 @@ class Fetcher:
         try:
             target = _parse_target(url)
             async with self._deadline() as start_clock:
-                async with self._host_turn(target.host, start_clock):
+                # A delivery is not a crawl: the politeness delay is for GETs.
+                async with self._host_turn(target.host, start_clock, polite=False):
                     response = await self._client.send(
                         self._client.build_request("POST", target, content=content,
                                                    headers=headers or {}),
@@ -559,7 +560,8 @@ class Fetcher:
             raise
 
     @contextlib.asynccontextmanager
-    async def _host_turn(self, host: str, start_clock: Callable[[], None]) -> AsyncIterator[None]:
+    async def _host_turn(self, host: str, start_clock: Callable[[], None], *,
+                         polite: bool = True) -> AsyncIterator[None]:
         """Hold one of the host's slots (respecting per_host_delay), then a global one.
 
         Host first: a request queued behind a busy host must not sit on a global
@@ -574,12 +576,13 @@ class Fetcher:
         gate.users += 1
         try:
             async with gate.slots:
-                loop = asyncio.get_running_loop()
-                now = loop.time()
-                begin = max(now, gate.next_start)
-                gate.next_start = begin + self.policy.per_host_delay
-                if begin > now:
-                    await asyncio.sleep(begin - now)
+                if polite:
+                    loop = asyncio.get_running_loop()
+                    now = loop.time()
+                    begin = max(now, gate.next_start)
+                    gate.next_start = begin + self.policy.per_host_delay
+                    if begin > now:
+                        await asyncio.sleep(begin - now)
                 async with self._slots:
                     start_clock()
                     yield

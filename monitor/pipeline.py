@@ -74,6 +74,7 @@ class RunSummary:
     sources: list[SourceResult] = field(default_factory=list)
     delivered: int = 0
     failed_deliveries: int = 0
+    pending_deliveries: int = 0        # due, and still pending at the end of the pass
     previews: list[dict] = field(default_factory=list)   # dry run: what would alert
 
     @property
@@ -91,13 +92,14 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         return (all(s.status != "error" for s in self.sources)
-                and self.failed_deliveries == 0)
+                and self.failed_deliveries == 0 and self.pending_deliveries == 0)
 
     def to_dict(self) -> dict:
         return {"sources": [s.summary() for s in self.sources],
                 "new_articles": self.new_articles, "duplicates": self.duplicates,
                 "alerts": self.alerts, "delivered": self.delivered,
-                "failed_deliveries": self.failed_deliveries}
+                "failed_deliveries": self.failed_deliveries,
+                "pending_deliveries": self.pending_deliveries}
 
 
 def rule_queries(config: Config) -> dict[str, tuple[tuple[str, str], ...]]:

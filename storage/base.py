@@ -260,10 +260,23 @@ class Store(ABC):
     @abstractmethod
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float,
                          *, digest: bool = False, notifier: str | None = None,
-                         limit: int = 100, exclude: Iterable[str] = ()
+                         limit: int = 100, exclude: Iterable[str] = (),
+                         retry_before: datetime | None = None
                          ) -> list[tuple[DeliveryRow, dict]]:
         """Take due pending deliveries (with their alert records) under a lease;
-        none of the channels in ``exclude`` (held back: quiet hours)."""
+        none of the channels in ``exclude`` (held back: quiet hours).
+
+        A delivery is due when its next attempt has come and no hold (Retry-After)
+        is running. With ``retry_before``, those last taken before that time are
+        due whatever their backoff (a hold still counts): one pass that must
+        deliver everything pending takes each delivery once."""
+
+    @abstractmethod
+    def count_pending_deliveries(self, now: datetime, *, digest: bool = False,
+                                 notifier: str | None = None,
+                                 exclude: Iterable[str] = ()) -> int:
+        """Pending deliveries that no hold (Retry-After) keeps back at ``now``, on
+        channels other than those in ``exclude`` (quiet hours)."""
 
     @abstractmethod
     def thread_receipt(self, notifier: str, story_id: str,
@@ -276,7 +289,10 @@ class Store(ABC):
 
     @abstractmethod
     def delivery_failed(self, alert_id: str, notifier: str, error: str, *,
-                        permanent: bool, next_attempt: datetime | None) -> None: ...
+                        permanent: bool, next_attempt: datetime | None,
+                        hold_until: datetime | None = None) -> None:
+        """Record a failed try; ``hold_until``: the channel asked not to be tried
+        again before then (Retry-After)."""
 
     # leases for several nodes sharing one store ----------------------------------
     @abstractmethod

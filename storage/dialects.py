@@ -105,6 +105,15 @@ MIGRATIONS: list[list[str]] = [
             ok INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (source, day))""",
     ],
+    # 5: what a remote side asked to hold back, and one take per pass.
+    [
+        # hold_until: a channel asked to wait (Retry-After) -- even `check-now`,
+        # which otherwise retries what is pending at once, waits for it.
+        # last_attempt: when the delivery was last taken, so that one pass never
+        # takes the same delivery twice.
+        "ALTER TABLE deliveries ADD COLUMN hold_until TEXT",
+        "ALTER TABLE deliveries ADD COLUMN last_attempt TEXT",
+    ],
 ]
 
 

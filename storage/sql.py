@@ -572,19 +572,25 @@ class SQLStore(Store):
 
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float, *,
                          digest: bool = False, notifier: str | None = None,
-                         limit: int = 100, exclude: Iterable[str] = ()
+                         limit: int = 100, exclude: Iterable[str] = (),
+                         retry_before: datetime | None = None
                          ) -> list[tuple[DeliveryRow, dict]]:
         # A lease that has run out (its node died or hangs) is free again: the
         # delivery is taken over, at least once, at most one repeat per crash.
         until = ts(now + timedelta(seconds=lease_seconds))
-        params: list[Any] = [1 if digest else 0, ts(now)]
+        params: list[Any] = [1 if digest else 0, ts(now), ts(now)]
         extra = ""
         if notifier is not None:
             extra = " AND d.notifier = ?"
             params.append(notifier)
         if not digest:
-            extra += " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)"
-            params.append(ts(now))
+            if retry_before is None:
+                extra += " AND (d.next_attempt IS NULL OR d.next_attempt <= ?)"
+                params.append(ts(now))
+            else:
+                extra += (" AND (d.next_attempt IS NULL OR d.next_attempt <= ?"
+                          " OR d.last_attempt IS NULL OR d.last_attempt < ?)")
+                params += [ts(now), ts(retry_before)]
         held = sorted(set(exclude))
         if held:
             extra += f" AND d.notifier NOT IN ({_marks(len(held))})"
@@ -598,14 +604,15 @@ class SQLStore(Store):
                 f" d.next_attempt, d.sent_at, d.digest, d.receipt, a.record"
                 f" FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
                 f" WHERE d.state = 'pending' AND d.digest = ?"
-                f" AND (d.lease_until IS NULL OR d.lease_until <= ?){extra}"
+                f" AND (d.lease_until IS NULL OR d.lease_until <= ?)"
+                f" AND (d.hold_until IS NULL OR d.hold_until <= ?){extra}"
                 f" ORDER BY a.created_at, d.alert_id, d.notifier LIMIT ?"
                 f"{self.dialect.lock_skip('d')}",
                 params + [limit])
             self._executemany(
-                "UPDATE deliveries SET lease_owner = ?, lease_until = ? "
+                "UPDATE deliveries SET lease_owner = ?, lease_until = ?, last_attempt = ? "
                 "WHERE alert_id = ? AND notifier = ?",
-                [(owner, until, r[0], r[1]) for r in rows])
+                [(owner, until, ts(now), r[0], r[1]) for r in rows])
             return rows
         rows = self._run(work)
         return [(self._delivery(r[:9]), json.loads(r[9])) for r in rows]
@@ -633,13 +640,29 @@ class SQLStore(Store):
             (ts(now), json.dumps(receipt or {}), alert_id, notifier)))
 
     def delivery_failed(self, alert_id: str, notifier: str, error: str, *,
-                        permanent: bool, next_attempt: datetime | None) -> None:
+                        permanent: bool, next_attempt: datetime | None,
+                        hold_until: datetime | None = None) -> None:
         self._run(lambda: self._execute_count(
             "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?,"
-            " next_attempt = ?, lease_owner = NULL, lease_until = NULL"
+            " next_attempt = ?, hold_until = ?, lease_owner = NULL, lease_until = NULL"
             " WHERE alert_id = ? AND notifier = ?",
             ("failed" if permanent else "pending", error[:1000], ts(next_attempt),
-             alert_id, notifier)))
+             ts(hold_until), alert_id, notifier)))
+
+    def count_pending_deliveries(self, now: datetime, *, digest: bool = False,
+                                 notifier: str | None = None,
+                                 exclude: Iterable[str] = ()) -> int:
+        where, params = "", [1 if digest else 0, ts(now)]
+        if notifier is not None:
+            where, params = " AND notifier = ?", params + [notifier]
+        held = sorted(set(exclude))
+        if held:
+            where += f" AND notifier NOT IN ({_marks(len(held))})"
+            params += held
+        rows = self._run(lambda: self._fetch(
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND digest = ?"
+            " AND (hold_until IS NULL OR hold_until <= ?)" + where, params), write=False)
+        return rows[0][0]
 
     # stories ------------------------------------------------------------------------
     def mute_story(self, story_id: str, now: datetime) -> bool:

@@ -93,11 +93,7 @@ def test_channel_down_keeps_alert_pending_and_a_later_pass_delivers_it(project, 
     assert states["archive"]["state"] == "sent"
     assert states["hook"]["state"] == "pending" and "503" in states["hook"]["last_error"]
 
-    # The retry waits for its backoff: make it due now, then bring the channel back.
-    from storage import open_store
-    store = open_store(f"sqlite:///{project.path}/data/monitor.db")
-    store._execute_count("UPDATE deliveries SET next_attempt = NULL")
-    store.close()
+    # The channel is back before the failure's backoff ends: check-now sends at once.
     hook.status = 200
     second = project.cli("check-now", "--json")
 
@@ -108,18 +104,40 @@ def test_channel_down_keeps_alert_pending_and_a_later_pass_delivers_it(project, 
     assert len(project.alerts()) == 1                   # the archive did not get it twice
 
 
-def test_delivery_not_yet_due_is_not_retried_early(project, http_server, summit_feed):
+def test_the_daemon_retries_a_failed_delivery_only_after_its_backoff(project, http_server,
+                                                                     summit_feed):
+    import asyncio
+
+    from monitor.cli import _fetcher, build_notifiers
+    from monitor.config import load_config
+    from monitor.deliver import deliver_pending
+    from storage import open_store
+
     hook = Hook(http_server)
     hook.status = 500
     project.write(config(summit_feed, webhook(hook.url), ["hook"]))
     project.cli("check-now")
     attempts = len(http_server.requests_for("/hook"))
+    hook.status = 200
 
-    project.cli("check-now")
+    async def daemon_pass(conf, store):          # what `run` does every 30 s
+        async with _fetcher(conf) as http:
+            return await deliver_pending(store, build_notifiers(conf, http))
 
+    conf = load_config(project.config)
+    store = open_store(f"sqlite:///{project.path}/data/monitor.db")
+    try:
+        stats = asyncio.run(daemon_pass(conf, store))
+    finally:
+        store.close()
+
+    assert stats.delivered == 0
     assert len(http_server.requests_for("/hook")) == attempts
     [pending] = project.cli("alerts", "list", "--pending", "--json").json()
     assert pending["deliveries"][0]["next_attempt"] is not None
+    # `check-now` delivers everything pending, whatever its backoff.
+    assert project.cli("check-now").code == 0
+    assert len(hook.received) == 1
 
 
 def test_permanent_refusal_is_recorded_and_not_retried(project, http_server, summit_feed):

@@ -4,10 +4,14 @@ Retry-After, secrets in source URLs, exact dry runs."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
-from tests.newsroom import PAIRS, Site, Story, rss20
+from tests.newsroom import PAIRS, RULE_TEXTS, Site, Story, rss20
 from tests.test_check_now import config
+from tests.test_outbox import Hook, webhook
 
 
 @pytest.fixture
@@ -76,3 +80,99 @@ def test_secrets_in_a_source_url_appear_in_no_output_log_or_stored_error(
     for secret in (PATH_TOKEN, PATH_TOKEN.replace(" ", "%20"), QUERY_KEY):
         assert secret not in seen
     assert "***" in outputs[2].out + outputs[3].out
+
+
+def summit_stories(wire: Site) -> list[tuple[Story, str]]:
+    stories = [Story.from_file(f"s{i}", RULE_TEXTS / name) for i, name in enumerate(
+        ["summit_en_1.txt", "summit_en_2.txt", "summit_en_3.txt"])]
+    return [(s, wire.publish(s)) for s in stories]
+
+
+def hook_config(feed: str, hook: Hook, *, per_host_delay: str = "0") -> str:
+    return config([("wire", "feed", feed)], extra=webhook(hook.url),
+                  rules=f"""
+[[rules]]
+name = "summit"
+query = 'summit AND (Kishida OR Kim OR Pyongyang OR Japan)'
+notify = ["hook"]
+""").replace("per_host_delay = 0", f"per_host_delay = {per_host_delay}")
+
+
+def test_check_now_delivers_what_waits_on_backoff_at_once_unslowed_by_the_crawl_delay(
+        project, wire, http_server):
+    hook = Hook(http_server)
+    hook.status = 503
+    feed = wire.feed("/rss.xml", rss20(summit_stories(wire)), "application/rss+xml")
+    project.write(hook_config(feed, hook))
+    first = project.cli("check-now", "--json").json()
+    assert (first["alerts"], first["failed_deliveries"], first["pending_deliveries"]) == (3, 3, 3)
+
+    # The channel is back at once, well before the backoff of those failures ends.
+    # Ten minutes between two requests to one host is for crawling, not for deliveries.
+    hook.status = 200
+    project.write(hook_config(feed, hook, per_host_delay='"10m"'))
+    second = project.process("check-now", "--json", timeout=90)
+
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(second.stdout)
+    assert (summary["delivered"], summary["failed_deliveries"],
+            summary["pending_deliveries"]) == (3, 0, 0)
+    assert len(hook.received) == 3
+    assert project.cli("alerts", "list", "--pending", "--json").json() == []
+
+
+def test_check_now_delivers_everything_pending_however_much(project, wire, http_server):
+    count = 130
+    now = datetime.now(timezone.utc)
+    stories = [Story(f"brief-{i}", f"Kishida seeks summit with Kim, brief number {i}",
+                     "", summary=f"Brief {i}: Japan's prime minister Kishida renews his offer "
+                                 f"of a summit with Kim Jong Un.",
+                     published=now - timedelta(minutes=i)) for i in range(count)]
+    feed = wire.feed("/rss.xml", rss20([(s, wire.url(f"/news/{s.slug}")) for s in stories]),
+                     "application/rss+xml")
+    project.write(config([("wire", "feed", feed)]).replace(
+        'url = "' + feed + '"', 'url = "' + feed + '"\nfetch_articles = false'))
+
+    result = project.cli("check-now", "--json")
+
+    assert result.code == 0, result.err
+    assert (result.json()["alerts"], result.json()["delivered"]) == (count, count)
+    assert len(project.alerts()) == count
+
+
+def test_check_now_exits_1_while_a_due_delivery_is_pending(project, wire, http_server):
+    hook = Hook(http_server)
+    hook.status = 503
+    feed = wire.feed("/rss.xml", rss20(summit_stories(wire)[:1]), "application/rss+xml")
+    project.write(hook_config(feed, hook))
+    assert project.cli("check-now").code == 1
+
+    again = project.cli("check-now", "--json")               # still down
+
+    assert again.code == 1
+    assert (again.json()["failed_deliveries"], again.json()["pending_deliveries"]) == (1, 1)
+    table = project.cli("check-now")
+    assert table.code == 1 and "pending deliveries: 1" in table.out
+    hook.status = 200
+    back = project.cli("check-now", "--json")
+    assert back.code == 0
+    assert (back.json()["delivered"], back.json()["pending_deliveries"]) == (1, 0)
+
+
+def test_check_now_waits_for_a_channel_that_asked_to_wait(project, wire, http_server):
+    hook = Hook(http_server)
+    feed = wire.feed("/rss.xml", rss20(summit_stories(wire)[:1]), "application/rss+xml")
+    http_server.route("/hook", status=429, headers={"Retry-After": "3600"}, body=b"slow down")
+    project.write(hook_config(feed, hook))
+    first = project.cli("check-now", "--json")
+    assert first.code == 1 and first.json()["failed_deliveries"] == 1
+    http_server.route("/hook", handler=hook.handle)
+
+    second = project.cli("check-now", "--json")
+
+    # Held back by the channel itself: not due, so not tried, and not a failure.
+    assert second.code == 0, second.out
+    assert (second.json()["delivered"], second.json()["pending_deliveries"]) == (0, 0)
+    assert len(http_server.requests_for("/hook")) == 1
+    [waiting] = project.cli("alerts", "list", "--pending", "--json").json()
+    assert "429" in waiting["deliveries"][0]["last_error"]

@@ -359,6 +359,25 @@ def test_claim_deliveries_next_attempt_digest_and_notifier(store):
     assert [(r.notifier, r.attempts, r.last_error) for r, _ in retried] == [("hook", 1, "HTTP 503")]
 
 
+def test_claim_deliveries_retry_before_skips_backoff_but_not_a_hold(store):
+    add_alert(store, "a1", notifiers=[("hook", False), ("slack", False)])
+    store.claim_deliveries("n", T0, 60)
+    store.delivery_failed("a1", "hook", "HTTP 503", permanent=False,
+                          next_attempt=T0 + timedelta(minutes=5))
+    store.delivery_failed("a1", "slack", "HTTP 429", permanent=False,
+                          next_attempt=T0 + timedelta(hours=1), hold_until=T0 + timedelta(hours=1))
+    later = T0 + timedelta(seconds=10)
+    assert store.claim_deliveries("n", later, 60) == []
+    assert store.count_pending_deliveries(later) == 1          # the held one is not due
+    # A pass that began after the failures takes the one on backoff, once.
+    taken = store.claim_deliveries("n", later, 60, retry_before=T0 + timedelta(seconds=5))
+    assert [r.notifier for r, _ in taken] == ["hook"]
+    store.delivery_failed("a1", "hook", "HTTP 503", permanent=False,
+                          next_attempt=later + timedelta(minutes=5))
+    assert store.claim_deliveries("n", later, 60, retry_before=T0 + timedelta(seconds=5)) == []
+    assert store.count_pending_deliveries(T0 + timedelta(hours=1)) == 2
+
+
 def test_delivery_sent_and_failed(store):
     add_alert(store, "a1", notifiers=[("slack", False), ("mail", False), ("hook", False)])
     store.claim_deliveries("n", T0, 60)
