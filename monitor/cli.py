@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this source (repeatable)")
     c.add_argument("--dry-run", action="store_true", help="send and store nothing; print what would alert")
     c.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    c.add_argument("--force", action="store_true",
+                   help="poll even the sources whose server asked to wait (Retry-After)")
 
     r = sub.add_parser("run", help="the daemon: poll every source on its interval")
     r.add_argument("--http", metavar="HOST:PORT", nargs="?", const="",
@@ -303,7 +305,8 @@ def cmd_check_now(config: Config, args) -> int:
               f"no source named {unknown[0]!r}", file=sys.stderr)
         return EXIT_USAGE
     sources = [s for s in config.sources if not args.source or s.name in args.source]
-    summary = asyncio.run(_check_now(config, sources, dry_run=args.dry_run, as_json=args.json))
+    summary = asyncio.run(_check_now(config, sources, dry_run=args.dry_run, as_json=args.json,
+                                     force=args.force))
     if args.json:
         data = summary.to_dict()
         if args.dry_run:
@@ -315,7 +318,8 @@ def cmd_check_now(config: Config, args) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
+async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
+                     force: bool = False):
     from monitor.deliver import (deliver_due, deliver_pending, pending_due, quiet_channels,
                                  reclaim_dead_leases)
     from monitor.pipeline import Pipeline, RunSummary
@@ -343,7 +347,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool):
                 summary.failed_deliveries += stats.failed
             pipeline = Pipeline(config, store, http, dry_run=dry_run,
                                 on_progress=progress.update if progress else None,
-                                workers=workers)
+                                workers=workers, force=force)
             if progress:
                 progress.start()
             try:
@@ -412,7 +416,8 @@ def _print_summary(summary, *, dry_run: bool) -> None:
     for col in ("source", "status", "entries", "new", "dups", "alerts", "error"):
         table.add_column(col, justify="right" if col in ("entries", "new", "dups", "alerts") else "left")
     for s in summary.sources:
-        style = {"ok": "green", "not_modified": "dim", "error": "red"}[s.status]
+        style = {"ok": "green", "not_modified": "dim", "skipped": "yellow",
+                 "error": "red"}[s.status]
         table.add_row(_safe(s.name, 40), f"[{style}]{s.status}[/{style}]", str(s.entries),
                       str(s.new_articles), str(s.duplicates), str(s.alerts),
                       _safe(s.error or "", 160))

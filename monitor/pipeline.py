@@ -47,7 +47,7 @@ MAX_TEXT_CHARS = 200_000
 @dataclass
 class SourceResult:
     name: str
-    status: str = "ok"                 # ok | not_modified | error
+    status: str = "ok"                 # ok | not_modified | skipped | error
     error: str | None = None
     entries: int = 0
     new_articles: int = 0
@@ -152,7 +152,7 @@ class Pipeline:
     def __init__(self, config: Config, store: Store, fetcher: Fetcher, *,
                  dry_run: bool = False, now: Callable[[], datetime] | None = None,
                  on_progress: Callable[[str, str], None] | None = None,
-                 workers: Workers | None = None):
+                 workers: Workers | None = None, force: bool = False):
         self.config = config
         self.workers = workers or Workers(1)
         self.robots = (RobotsCache(fetcher, config.monitor.user_agent)
@@ -160,6 +160,7 @@ class Pipeline:
         self.store = store
         self.fetcher = fetcher
         self.dry_run = dry_run
+        self.force = force               # poll even a source whose server asked to wait
         self.now = now or (lambda: datetime.now(timezone.utc))
         self.rule_queries = rule_queries(config)
         self.on_progress = on_progress or (lambda source, message: None)
@@ -176,6 +177,12 @@ class Pipeline:
         result = SourceResult(source.name)
         state = self.store.source_state(source.name)
         started = self.now()
+        if state.hold_until is not None and state.hold_until > started and not self.force:
+            result.status = "skipped"
+            result.error = ("the server asked to wait until "
+                            f"{state.hold_until.astimezone(timezone.utc):%Y-%m-%d %H:%M:%SZ}")
+            self.on_progress(source.name, "done")
+            return result
         try:
             entries = await self._entries(source, state, result)
             if entries is not None:
@@ -218,6 +225,8 @@ class Pipeline:
         m = self.config.monitor
         policy = PollPolicy(interval=source.interval, min_interval=min(m.min_interval, source.interval),
                             max_interval=max(m.max_interval, source.interval), adaptive=m.adaptive)
+        state.hold_until = (started + timedelta(seconds=min(result.retry_after, policy.backoff_cap))
+                            if result.retry_after else None)
         state.next_poll = next_poll(started, policy, PollOutcome(
             status=result.status, consecutive_failures=state.consecutive_failures,
             max_age=result.max_age, ttl=result.ttl, retry_after=result.retry_after,

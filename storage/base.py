@@ -27,6 +27,7 @@ class SourceState:
     last_error_at: datetime | None = None
     consecutive_failures: int = 0
     next_poll: datetime | None = None
+    hold_until: datetime | None = None     # the server asked not to be polled before then
 
 
 @dataclass

@@ -113,6 +113,9 @@ MIGRATIONS: list[list[str]] = [
         # takes the same delivery twice.
         "ALTER TABLE deliveries ADD COLUMN hold_until TEXT",
         "ALTER TABLE deliveries ADD COLUMN last_attempt TEXT",
+        # A source's server asked to wait (Retry-After): until then even
+        # `check-now`, which ignores polling schedules, leaves it alone.
+        "ALTER TABLE sources ADD COLUMN hold_until TEXT",
     ],
 ]
 

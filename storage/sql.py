@@ -304,7 +304,7 @@ class SQLStore(Store):
             self._closed = True
 
     _SOURCE_COLS = ("name, etag, last_modified, body_hash, last_polled, last_success, last_error,"
-                    " last_error_at, consecutive_failures, next_poll")
+                    " last_error_at, consecutive_failures, next_poll, hold_until")
 
     def source_state(self, name: str) -> SourceState:
         rows = self._run(lambda: self._fetch(
@@ -321,7 +321,7 @@ class SQLStore(Store):
         return SourceState(name=r[0], etag=r[1], last_modified=r[2], body_hash=r[3],
                            last_polled=dt(r[4]), last_success=dt(r[5]), last_error=r[6],
                            last_error_at=dt(r[7]), consecutive_failures=r[8] or 0,
-                           next_poll=dt(r[9]))
+                           next_poll=dt(r[9]), hold_until=dt(r[10]))
 
     def save_source_state(self, s: SourceState) -> None:
         # The lease columns are not in the list: saving state never takes,
@@ -329,10 +329,10 @@ class SQLStore(Store):
         self._run(lambda: self._execute_count(self.dialect.upsert(
             "sources", ["name", "etag", "last_modified", "body_hash", "last_polled",
                         "last_success", "last_error", "last_error_at",
-                        "consecutive_failures", "next_poll"], "name"),
+                        "consecutive_failures", "next_poll", "hold_until"], "name"),
             (s.name, s.etag, s.last_modified, s.body_hash, ts(s.last_polled),
              ts(s.last_success), s.last_error, ts(s.last_error_at),
-             s.consecutive_failures, ts(s.next_poll))))
+             s.consecutive_failures, ts(s.next_poll), ts(s.hold_until))))
 
     def seen_keys(self, source: str, keys: Iterable[str]) -> set[str]:
         keys = list(dict.fromkeys(k for k in keys if k))

@@ -176,3 +176,36 @@ def test_check_now_waits_for_a_channel_that_asked_to_wait(project, wire, http_se
     assert len(http_server.requests_for("/hook")) == 1
     [waiting] = project.cli("alerts", "list", "--pending", "--json").json()
     assert "429" in waiting["deliveries"][0]["last_error"]
+
+
+@pytest.mark.parametrize("status,retry_after", [(503, "3600"), (429, None)],
+                         ids=["503-seconds", "429-http-date"])
+def test_check_now_skips_a_source_whose_server_asked_to_wait_unless_forced(
+        project, wire, http_server, status, retry_after):
+    from email.utils import format_datetime
+
+    until = datetime.now(timezone.utc) + timedelta(hours=1)
+    http_server.status("/wire/rss.xml", status,
+                       retry_after=retry_after or format_datetime(until, usegmt=True))
+    project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
+    assert project.cli("check-now").code == 1
+
+    skipped = project.cli("check-now", "--json")
+
+    [source] = skipped.json()["sources"]
+    assert source["status"] == "skipped"
+    assert source["error"].startswith("the server asked to wait until ")
+    wait_until = datetime.strptime(source["error"][-20:], "%Y-%m-%d %H:%M:%SZ").replace(
+        tzinfo=timezone.utc)
+    assert abs((wait_until - until).total_seconds()) < 120
+    assert len(http_server.requests_for("/wire/rss.xml")) == 1
+    assert skipped.code == 0
+    assert "skipped" in project.cli("check-now").out
+
+    summit = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    wire.feed("/rss.xml", rss20([(summit, wire.publish(summit))]), "application/rss+xml")
+    forced = project.cli("check-now", "--force", "--json")
+    assert forced.json()["sources"][0]["status"] == "ok"
+    assert len(http_server.requests_for("/wire/rss.xml")) == 2
+    # The server no longer asks to wait: the next pass polls it as usual.
+    assert project.cli("check-now", "--json").json()["sources"][0]["status"] == "not_modified"
