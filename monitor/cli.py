@@ -200,10 +200,10 @@ def _command_key(args: argparse.Namespace) -> str:
 
 # building blocks ----------------------------------------------------------------
 
-def _open_store(config: Config):
+def _open_store(config: Config, *, scratch: bool = False):
     from storage import open_store
 
-    return open_store(config.storage_url)
+    return open_store(config.storage_url, scratch=scratch)
 
 
 def _fetch_policy(config: Config):
@@ -326,7 +326,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
 
     from monitor.workers import Workers
 
-    store = _open_store(config)
+    store = _open_store(config, scratch=dry_run)
     workers = Workers(config.monitor.workers)
     summary = RunSummary()
     progress = _Progress(len(sources)) if sys.stderr.isatty() and not as_json else None
@@ -410,7 +410,8 @@ def _print_summary(summary, *, dry_run: bool) -> None:
         console.print(f"[bold]Would alert ({len(summary.previews)}):[/bold]")
         for p in summary.previews:
             tag = " (follow-up)" if p["followup"] else ""
-            console.print(f"  [{_safe(p['rule'])}]{tag} {_safe(p['title'])}\n"
+            # "\[" : a bare "[rule]" would be read as rich markup and vanish.
+            console.print(f"  \\[{_safe(p['rule'])}]{tag} {_safe(p['title'])}\n"
                           f"    {_safe(p['url'])}\n    matched: {_safe(', '.join(p['matched']))}")
     table = Table(title="check-now" + (" (dry run: nothing stored or sent)" if dry_run else ""))
     for col in ("source", "status", "entries", "new", "dups", "alerts", "error"):

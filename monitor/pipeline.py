@@ -166,9 +166,9 @@ class Pipeline:
         self.on_progress = on_progress or (lambda source, message: None)
         # A source URL may carry a secret (${VAR}), and errors name their URL.
         self.redact = redactor(config.secrets)
+        # A dry run works on a scratch store (storage.open_store(scratch=True)): it
+        # decides exactly as the real pass would, and nothing it stores is kept.
         self.previews: list[dict] = []
-        # In a dry run nothing is stored, so copies within the pass are caught here.
-        self._dry_seen: set[str] = set()
 
     async def run(self, sources: list[SourceConfig]) -> list[SourceResult]:
         return list(await asyncio.gather(*(self.poll(s) for s in sources)))
@@ -319,7 +319,7 @@ class Pipeline:
         fresh = [(e, ks) for e, ks in keyed if not seen.intersection(ks)]
         # Entries another source already brought in are not fetched again.
         known = self.store.known_urls(ks[0] for _, ks in fresh if ks[0].startswith("http"))
-        if known and not self.dry_run:
+        if known:
             self.store.mark_seen(source.name, [k for e, ks in fresh if ks[0] in known for k in ks],
                                  None)
         result.duplicates += sum(1 for _, ks in fresh if ks[0] in known)
@@ -348,11 +348,6 @@ class Pipeline:
         if article is None:
             return
         analysis = await self.workers.run(analyse, article, self.rule_queries[source.name])
-        if self.dry_run:
-            if analysis.fingerprints.content_hash in self._dry_seen:
-                result.duplicates += 1
-                return
-            self._dry_seen.add(analysis.fingerprints.content_hash)
         # The store may wait on another process's lock: never on the event loop.
         outcome = await asyncio.to_thread(self._record_article, source, article, aliases, keys,
                                           analysis, self.now())
@@ -366,7 +361,8 @@ class Pipeline:
         result.new_articles += 1
         result.alerts += len(records)
         if self.dry_run:
-            self.previews += [r.to_dict() for r in records]
+            self.previews += [{"rule": r.rule, "url": r.url, "title": r.title,
+                               "followup": r.followup, "matched": r.matched} for r in records]
         log.info("source %s: new article %s (%d alerts)", source.name, article.url, len(records),
                  extra={"source": source.name, "article": article.url, "event": "article"})
 
@@ -375,10 +371,9 @@ class Pipeline:
                         now: datetime) -> tuple[Verdict, list[AlertRecord]]:
         """Dedup, store, and record the alerts of one article, in one transaction."""
         records: list[AlertRecord] = []
-        with self.store.exclusive(dry_run=self.dry_run) as tx:
+        with self.store.exclusive() as tx:
             verdict = ingest(tx, article, analysis.fingerprints, aliases=aliases, now=now)
-            if not self.dry_run:
-                tx.mark_seen(source.name, keys, verdict.article_id)
+            tx.mark_seen(source.name, keys, verdict.article_id)
             if verdict.is_new and not self._too_old(article, now):
                 for rule, (terms, snippet, spans) in analysis.matches.items():
                     record = self._alert(tx, rule, terms, snippet, spans, article, verdict, now)

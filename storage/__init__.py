@@ -6,9 +6,14 @@ from storage.base import Store
 from monitor.errors import ConfigError
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
+def open_store(url: str, *, migrate: bool = True, scratch: bool = False) -> Store:
     """Open the store named by a URL: ``sqlite:///relative/path.db``,
-    ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` or ``postgresql://...``."""
+    ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
+
+    ``scratch`` (a dry run): the store reads what is stored and takes writes like
+    any other, so a pass over it decides exactly as a real one would, but keeps
+    nothing: SQLite works on a copy in memory (no file is created or changed),
+    PostgreSQL in one transaction that closing the store rolls back."""
     from storage.sql import SQLStore
 
     if url.startswith("sqlite://"):
@@ -19,11 +24,11 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
             path = path[1:]
         if not path:
             raise ConfigError(f"storage url {url!r}: no database path")
-        store = SQLStore(url, SQLiteDialect(path))
+        store = SQLStore(url, SQLiteDialect(path, scratch=scratch))
     elif url.startswith(("postgresql://", "postgres://")):
         from storage.postgres import PostgresDialect
 
-        store = SQLStore(url, PostgresDialect(url))
+        store = SQLStore(url, PostgresDialect(url, scratch=scratch))
     else:
         raise ConfigError(f"storage url {url!r}: expected sqlite:/// or postgresql://")
     if migrate:

@@ -123,6 +123,9 @@ MIGRATIONS: list[list[str]] = [
 class Dialect(ABC):
     name: str
     skip_locked = ""
+    # A scratch store (a dry run) works on a copy or in one transaction never
+    # committed: nothing it does is kept, and it never reconnects (that would lose it).
+    scratch = False
     types: dict[str, str]
     # The driver's base exception, translated into StorageError by the store.
     errors: tuple[type[BaseException], ...] = ()
@@ -213,14 +216,19 @@ class SQLiteDialect(Dialect):
     types = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "bigint": "INTEGER"}
     errors = (sqlite3.Error,)
 
-    def __init__(self, path: str, *, busy_timeout: float = 60.0):
+    def __init__(self, path: str, *, busy_timeout: float = 60.0, scratch: bool = False):
+        """``scratch``: work on a copy of the database in memory, made at connect time
+        (an empty one when there is no file), and leave every file as it was."""
         self.path = path
         self.busy_timeout = busy_timeout
+        self.scratch = scratch
 
     def where(self) -> str:
         return f"SQLite database {self.path}"
 
     def connect(self) -> sqlite3.Connection:
+        if self.scratch:
+            return self._scratch_copy()
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +241,25 @@ class SQLiteDialect(Dialect):
             conn.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from None
+        return conn
+
+    def _scratch_copy(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if self.path == ":memory:" or not Path(self.path).exists():
+            return conn
+        # Read-only. A WAL database that nobody has open has no -wal/-shm files, and
+        # even a read-only connection would create them: it is read as immutable
+        # then (nobody is writing it); otherwise the live WAL is read as usual.
+        live = Path(self.path + "-wal").exists() or Path(self.path + "-shm").exists()
+        uri = f"{Path(self.path).resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
+        try:
+            source = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+            try:
+                source.backup(conn)
+            finally:
+                source.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read SQLite database {self.path}: {exc}") from None
         return conn
 
     def _wal(self, conn: sqlite3.Connection) -> None:

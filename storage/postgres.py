@@ -36,9 +36,12 @@ class PostgresDialect(Dialect):
     # Several nodes claim rows without waiting on each other's.
     skip_locked = " FOR UPDATE OF d SKIP LOCKED"
 
-    def __init__(self, url: str, *, connect_timeout: int = 10):
+    def __init__(self, url: str, *, connect_timeout: int = 10, scratch: bool = False):
+        """``scratch``: everything happens in one transaction that is never committed
+        (closing the store rolls it back); each store transaction is a savepoint in it."""
         self.url = url
         self.connect_timeout = connect_timeout
+        self.scratch = scratch
         self.errors = (_psycopg().Error,)
         try:
             parts = urlsplit(url)
@@ -57,7 +60,10 @@ class PostgresDialect(Dialect):
     def connect(self) -> Any:
         psycopg = _psycopg()
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
+            if self.scratch:
+                conn.execute("BEGIN")
+            return conn
         except psycopg.Error as exc:
             raise StorageError(f"cannot connect to {self.where()}: "
                                f"{self.describe(exc)}") from None
@@ -70,11 +76,26 @@ class PostgresDialect(Dialect):
         return sql.replace("%", "%%").replace("?", "%s")
 
     def begin(self, conn: Any, *, exclusive: bool) -> None:
+        if self.scratch:
+            # No advisory lock: held to the end of the never-ending transaction, it
+            # would stop every other node's dedup for as long as the dry run lasts.
+            conn.execute("SAVEPOINT scratch")
+            return
         conn.execute("BEGIN")
         if exclusive:
             # Held to the end of the transaction: serialises dedup (and migrations)
             # across every process sharing this database.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXCLUSIVE_LOCK_KEY,))
+
+    def commit(self, conn: Any) -> None:
+        conn.execute("RELEASE SAVEPOINT scratch" if self.scratch else "COMMIT")
+
+    def rollback(self, conn: Any) -> None:
+        if self.scratch:
+            conn.execute("ROLLBACK TO SAVEPOINT scratch")
+            conn.execute("RELEASE SAVEPOINT scratch")
+        else:
+            conn.execute("ROLLBACK")
 
     def executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
         with conn.cursor() as cur:

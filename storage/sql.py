@@ -275,7 +275,7 @@ class SQLStore(Store):
                 except self.dialect.errors as exc:
                     if self.dialect.is_disconnect(exc, self._conn):
                         self._drop_connection()
-                        if reconnected:
+                        if reconnected or self.dialect.scratch:
                             raise self._error(exc) from exc
                         reconnected = True
                         continue

@@ -209,3 +209,88 @@ def test_check_now_skips_a_source_whose_server_asked_to_wait_unless_forced(
     assert len(http_server.requests_for("/wire/rss.xml")) == 2
     # The server no longer asks to wait: the next pass polls it as usual.
     assert project.cli("check-now", "--json").json()["sources"][0]["status"] == "not_modified"
+
+
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _two_rule_config(feeds) -> str:
+    from tests.test_check_now import SUMMIT_QUERY
+
+    return config(feeds, rules=f"""
+[[rules]]
+name = "summit"
+query = '{SUMMIT_QUERY}'
+notify = ["archive"]
+
+[[rules]]
+name = "missiles"
+query = 'missile* AND (Japan OR Tokyo)'
+notify = ["archive"]
+""")
+
+
+def test_dry_run_lists_exactly_what_the_real_pass_alerts_and_touches_no_file(
+        project, wire, http_server):
+    from collections import Counter
+
+    daily = Site(http_server, "The Daily Courier", "/daily")
+    original = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    missile = Story.from_file("missile", PAIRS / "en_missile.txt")
+    copy = Story.from_file("japan-pm-seeks-kim-meeting", PAIRS / "en_syndicated.txt")
+    missile_url = wire.publish(missile)
+    wire.feed("/rss.xml", rss20([(original, wire.publish(original)), (missile, missile_url)]),
+              "application/rss+xml")
+    # In the same pass: a syndicated copy of the summit report, and the wire's missile
+    # report again under its own URL.
+    daily.feed("/rss.xml", rss20([(copy, daily.publish(copy)),
+                                  (Story("m", missile.title, missile.body, guid="m2"),
+                                   missile_url)]), "application/rss+xml")
+    project.write(_two_rule_config([("wire", "feed", wire.url("/rss.xml")),
+                                    ("daily", "feed", daily.url("/rss.xml"))]))
+    before = _files(project.path)
+
+    dry = project.cli("check-now", "--dry-run", "--json")
+    text = project.cli("check-now", "--dry-run")
+
+    assert dry.code == 0, dry.err
+    assert _files(project.path) == before                  # not even data/ was made
+    would = dry.json()["would_alert"]
+    assert dry.json()["dry_run"] is True
+    real = project.cli("check-now", "--json")
+    alerts = project.alerts()
+    assert real.json()["alerts"] == len(alerts)
+    assert dry.json()["alerts"] == len(would) == len(alerts)
+    assert Counter(w["rule"] for w in would) == Counter(a["rule"] for a in alerts)
+    # One summit report (the original or its copy, whichever came first), not two.
+    assert Counter(w["rule"] for w in would)["summit"] == 1
+    assert sum(1 for w in would if w["title"] == missile.title) == 1
+    for w in would:
+        assert f"[{w['rule']}]" in text.out and w["title"] in text.out
+
+
+def test_dry_run_over_an_existing_store_changes_no_file(project, wire, http_server):
+    daily = Site(http_server, "The Daily Courier", "/daily")
+    original = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
+    wire.feed("/rss.xml", rss20([(original, wire.publish(original))]), "application/rss+xml")
+    project.write(_two_rule_config([("wire", "feed", wire.url("/rss.xml"))]))
+    assert project.cli("check-now").code == 0
+    stored = len(project.alerts())
+    copy = Story.from_file("japan-pm-seeks-kim-meeting", PAIRS / "en_syndicated.txt")
+    missile = Story.from_file("missile", PAIRS / "en_missile.txt")
+    daily.feed("/rss.xml", rss20([(copy, daily.publish(copy)), (missile, daily.publish(missile))]),
+               "application/rss+xml")
+    project.write(_two_rule_config([("wire", "feed", wire.url("/rss.xml")),
+                                    ("daily", "feed", daily.url("/rss.xml"))]))
+    before = _files(project.path)
+
+    dry = project.cli("check-now", "--dry-run", "--json")
+
+    assert _files(project.path) == before
+    assert [(w["rule"], w["title"]) for w in dry.json()["would_alert"]] == [
+        ("missiles", missile.title)]                       # the copy is known already
+    real = project.cli("check-now", "--json")
+    assert [a["title"] for a in project.alerts()[stored:]] == [missile.title]
+    assert real.json()["alerts"] == 1

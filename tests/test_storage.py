@@ -748,3 +748,29 @@ def test_polls_and_alerts_counted_per_source_and_day(store):
     add_alert(store, "d1", created_at=T0)
     add_alert(store, "d2", created_at=T0 + timedelta(hours=2))
     assert store.alert_days(T0 - timedelta(days=1)) == {("src", "2024-05-01"): 2}
+
+
+def test_a_scratch_store_sees_its_own_writes_and_keeps_none(store_url):
+    real = open_store(store_url)
+    with real.exclusive() as tx:
+        tx.insert_article(article("https://x.test/stored"))
+    real.close()
+
+    scratch = open_store(store_url, scratch=True)
+    with scratch.exclusive() as tx:
+        assert tx.article_id_by_url(["https://x.test/stored"]) is not None
+        tx.insert_article(article("https://x.test/dry", content_hash="dry"))
+    with scratch.exclusive() as tx:
+        assert tx.article_id_by_url(["https://x.test/dry"]) is not None
+    with pytest.raises(RuntimeError):
+        with scratch.exclusive() as tx:           # a failed transaction is undone alone
+            tx.insert_article(article("https://x.test/undone", content_hash="undone"))
+            raise RuntimeError
+    assert scratch.known_urls(["https://x.test/dry", "https://x.test/undone"]) == {
+        "https://x.test/dry"}
+    scratch.close()
+
+    after = open_store(store_url)
+    assert after.known_urls(["https://x.test/stored", "https://x.test/dry"]) == {
+        "https://x.test/stored"}
+    after.close()
