@@ -171,8 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"news-monitor: configuration error: {exc}", file=sys.stderr)
+        _config_error(exc)
         return EXIT_USAGE
+    for warning in config.warnings:
+        print(f"news-monitor: warning: {warning}", file=sys.stderr)
     # The daemon reports what it does (INFO) unless told otherwise; one-shot commands
     # only what went wrong.
     verbose = max(args.verbose, 1) if args.command == "run" else args.verbose
@@ -181,13 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(config, args)
     except ConfigError as exc:
-        print(f"news-monitor: configuration error: {exc}", file=sys.stderr)
+        _config_error(exc)
         return EXIT_USAGE
     except StorageError as exc:
         print(f"news-monitor: storage error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _config_error(exc: ConfigError) -> None:
+    # One line per mistake: the configuration reports every one it found.
+    for line in str(exc).splitlines():
+        print(f"news-monitor: configuration error: {line}", file=sys.stderr)
 
 
 def _command_key(args: argparse.Namespace) -> str:

@@ -6,6 +6,7 @@ receives a ``Config`` and the pieces it needs from it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -30,6 +31,13 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 SOURCE_KINDS = ("feed", "page", "sitemap")
+
+# A configuration is a few hundred kilobytes at most: /dev/zero is not one.
+MAX_CONFIG_BYTES = 10_000_000
+MAX_DURATION = 10 * 365 * 86400.0     # ten years: anything longer is a mistake
+MAX_TIMEOUT = 3600.0                  # a request with no deadline in practice is one
+MAX_SIZE = 1_000_000_000              # max_body: past 1 GB it is no longer a cap
+MAX_LINK_PATTERN = 1000
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,8 @@ class Config:
     # Values that came from the environment: redacted from every log line and message.
     secrets: frozenset[str] = field(default_factory=frozenset)
     web: WebSettings = field(default_factory=WebSettings)
+    # Mistakes that do not stop the monitor (e.g. two sources with one URL), with lines.
+    warnings: tuple[str, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
         return next(s for s in self.sources if s.name == name)
@@ -117,23 +127,41 @@ class Config:
         return next(n for n in self.notifiers if n.name == name)
 
 
-def parse_duration(value: Any) -> float:
-    """'30s', '10m', '1h', '2d', or a number of seconds."""
+def parse_duration(value: Any, *, maximum: float = MAX_DURATION,
+                   allow_zero: bool = False) -> float:
+    """'30s', '10m', '1h', '2d', or a number of seconds; finite, positive (or zero
+    with ``allow_zero``), at most ``maximum``."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as \"30s\", \"10m\" or \"1h\"")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
-    else:
+    try:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.match(value)):
+            seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
+        else:
+            raise ValueError(f"{_shown(value)} is not a duration (use e.g. \"30s\", \"10m\", \"1h\")")
+    except OverflowError:
+        seconds = math.inf
+    if math.isnan(seconds):
         raise ValueError(f"{value!r} is not a duration (use e.g. \"30s\", \"10m\", \"1h\")")
+    if seconds == 0 and allow_zero:
+        return 0.0
     if seconds <= 0:
-        raise ValueError(f"{value!r}: a duration must be positive")
+        raise ValueError(f"{_shown(value)}: a duration must be positive")
+    if seconds > maximum:
+        raise ValueError(f"{_shown(value)}: at most {_duration_text(maximum)}")
     return seconds
 
 
-def parse_size(value: Any) -> int:
-    """'10MB', '512KiB', or a number of bytes."""
+def _duration_text(seconds: float) -> str:
+    for unit, scale in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= scale and seconds % scale == 0:
+            return f"{seconds / scale:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_size(value: Any, *, maximum: int = MAX_SIZE) -> int:
+    """'10MB', '512KiB', or a number of bytes; at most ``maximum``."""
     if isinstance(value, bool):
         raise ValueError("expected a size such as \"10MB\"")
     if isinstance(value, int):
@@ -141,9 +169,11 @@ def parse_size(value: Any) -> int:
     elif isinstance(value, str) and (m := _SIZE.match(value)):
         size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
     else:
-        raise ValueError(f"{value!r} is not a size (use e.g. \"10MB\", \"512KB\")")
+        raise ValueError(f"{_shown(value)} is not a size (use e.g. \"10MB\", \"512KB\")")
     if size <= 0:
-        raise ValueError(f"{value!r}: a size must be positive")
+        raise ValueError(f"{_shown(value)}: a size must be positive")
+    if size > maximum:
+        raise ValueError(f"{_shown(value)}: at most {maximum // 1_000_000} MB")
     return size
 
 
@@ -177,50 +207,116 @@ def check_listen(listen: str, token: str | None) -> None:
                          "(e.g. token = \"${WEB_TOKEN}\"), or listen on 127.0.0.1")
 
 
-def line_of(text: str | None, table: str, key: str) -> int | None:
-    """The line where ``key`` is set inside ``[table]`` of a TOML text (for messages)."""
-    if not text:
-        return None
-    current = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            current = stripped.strip("[]").strip()
-        elif current == table and re.match(rf"{re.escape(key)}\s*=", stripped):
-            return number
-    return None
-
-
 def check_http_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a URL string")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(f"{_shown(value)} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"{_shown(value)} is not an http(s) URL")
     return value
 
 
-class _Reader:
-    """Reads one TOML table, reporting errors as 'file: where: key: problem'."""
+class _Lines:
+    """Where each table and key is in the TOML text, to name the line of a mistake.
 
-    def __init__(self, path: str, where: str, table: Any, env: Mapping[str, str],
-                 secrets: set[str]):
+    tomllib keeps no positions: this reads headers (``[t]``, ``[[t]]``) and
+    ``key =`` lines, skipping multi-line strings. A key it cannot place (a dotted
+    or inline-table key) is named by its table's line."""
+
+    _HEADER = re.compile(r"""^\s*(\[\[?)\s*([A-Za-z0-9_.\-"' ]+?)\s*\]\]?\s*(?:#.*)?$""")
+    _KEY = re.compile(r"""^\s*([A-Za-z0-9_\-]+|"[^"]*"|'[^']*')\s*=""")
+    _MULTILINE = ('"""', "'''")
+
+    def __init__(self, text: str):
+        self.tables: dict[tuple, int] = {}
+        self.keys: dict[tuple, int] = {}
+        section: tuple = ()
+        counts: dict[str, int] = {}
+        quote = None
+        for number, line in enumerate(text.splitlines(), 1):
+            if quote is not None:
+                if line.count(quote) % 2 == 1:
+                    quote = None
+                continue
+            header = self._HEADER.match(line)
+            if header:
+                name = header.group(2).strip().strip("\"'")
+                if header.group(1) == "[[":
+                    index = counts.get(name, 0)
+                    counts[name] = index + 1
+                    section = (name, index)
+                else:
+                    section = (name,)
+                self.tables.setdefault(section, number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                self.keys.setdefault((section, key.group(1).strip("\"'")), number)
+                rest = line[key.end():]
+                quote = next((q for q in self._MULTILINE if rest.count(q) % 2 == 1), None)
+
+    def line(self, section: tuple, key: str | None) -> int | None:
+        if key is not None:
+            found = self.keys.get((section, key.split(".")[0]))
+            if found is not None:
+                return found
+        return self.tables.get(section)
+
+
+class _Problems:
+    """Every mistake found in one file, each with its line; reported all at once."""
+
+    def __init__(self, path: str, lines: _Lines):
+        self.path, self.lines = path, lines
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def at(self, section: tuple, key: str | None) -> str:
+        line = self.lines.line(section, key)
+        return f"{self.path}:{line}" if line else self.path
+
+    def _message(self, section: tuple, where: str, key: str | None, problem: str) -> str:
+        return f"{self.at(section, key)}: {where}" + (f": {key}" if key else "") + f": {problem}"
+
+    def error(self, section: tuple, where: str, key: str | None, problem: str) -> None:
+        self.errors.append(self._message(section, where, key, problem))
+
+    def warn(self, section: tuple, where: str, key: str | None, problem: str) -> None:
+        self.warnings.append(self._message(section, where, key, problem))
+
+
+class _Reader:
+    """Reads one TOML table. A mistake is recorded (file, line, where, key, problem)
+    and the default stands in, so that reading goes on and every mistake is found."""
+
+    def __init__(self, problems: _Problems, section: tuple, where: str, table: Any,
+                 env: Mapping[str, str], secrets: set[str]):
+        self.problems, self.section, self.where = problems, section, where
+        self.path = problems.path
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {where}: expected a table")
-        self.path, self.where, self.table = path, where, dict(table)
+            problems.error(section, where, None, "expected a table")
+            table = {}
+        self.table = dict(table)
         self.env, self.secrets = env, secrets
         self.used: set[str] = set()
 
-    def error(self, key: str | None, problem: str) -> ConfigError:
-        where = self.where + (f": {key}" if key else "")
-        return ConfigError(f"{self.path}: {where}: {problem}")
+    def report(self, key: str | None, problem: str) -> None:
+        self.problems.error(self.section, self.where, key, problem)
+
+    def warn(self, key: str | None, problem: str) -> None:
+        self.problems.warn(self.section, self.where, key, problem)
 
     def _expand(self, key: str, value: Any) -> Any:
         if isinstance(value, str):
             def sub(m: re.Match) -> str:
                 name = m.group(1)
                 if name not in self.env:
-                    raise self.error(key, f"environment variable {name} is not set")
+                    self.report(key, f"environment variable {name} is not set")
+                    return ""
                 self.secrets.add(self.env[name]) if self.env[name] else None
                 return self.env[name]
             return _ENV_REF.sub(sub, value)
@@ -234,7 +330,7 @@ class _Reader:
         self.used.add(key)
         if key not in self.table:
             if required:
-                raise self.error(key, "is required")
+                self.report(key, "is required")
             return default
         return self._expand(key, self.table[key])
 
@@ -245,14 +341,13 @@ class _Reader:
 
     def typed(self, key: str, kind: type | tuple, default: Any = None, *,
               required: bool = False, what: str = "") -> Any:
-        value = self.get(key, default, required=required)
-        if value is default and key not in self.table:
-            return value
-        if isinstance(value, bool) and kind is not bool and bool not in (
-                kind if isinstance(kind, tuple) else (kind,)):
-            raise self.error(key, f"expected {what or _type_name(kind)}, got {value!r}")
-        if not isinstance(value, kind):
-            raise self.error(key, f"expected {what or _type_name(kind)}, got {value!r}")
+        if key not in self.table:
+            return self.get(key, default, required=required)
+        value = self.get(key, default)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
+            self.report(key, f"expected {what or _type_name(kind)}, got {_shown(value)}")
+            return default
         return value
 
     def convert(self, key: str, fn, default: Any = None, *, required: bool = False) -> Any:
@@ -262,16 +357,21 @@ class _Reader:
         try:
             return fn(value)
         except ValueError as exc:
-            raise self.error(key, str(exc)) from None
+            self.report(key, str(exc))
+            return default
 
     def rest(self) -> dict[str, Any]:
         """The keys not read by this reader, expanded (for notifier-specific options)."""
         return {k: self._expand(k, v) for k, v in self.table.items() if k not in self.used}
 
     def finish(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.error(unknown[0], "unknown key")
+        for key in sorted(set(self.table) - self.used):
+            self.report(key, "unknown key")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _type_name(kind: type | tuple) -> str:
@@ -283,8 +383,10 @@ def _type_name(kind: type | tuple) -> str:
 
 def _name(r: _Reader) -> str:
     name = r.typed("name", str, required=True)
+    if name is None:
+        return "?"
     if not _NAME.match(name):
-        raise r.error("name", f"{name!r} is not a valid name (letters, digits, '-', '_', '.')")
+        r.report("name", f"{_shown(name)} is not a valid name (letters, digits, '-', '_', '.')")
     return name
 
 
@@ -293,84 +395,124 @@ def _str_list(r: _Reader, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise r.error(key, "expected a list of names")
+        r.report(key, "expected a list of names")
+        return ()
     return tuple(value)
+
+
+def _bounded(r: _Reader, key: str, default: int, low: int, high: int, *,
+             too_low: str | None = None) -> int:
+    value = r.typed(key, int, default)
+    if value < low:
+        r.report(key, too_low or f"must be at least {low}")
+        return default
+    if value > high:
+        r.report(key, f"must be at most {high}")
+        return default
+    return value
 
 
 def load_config(path: str | os.PathLike = DEFAULT_PATH,
                 env: Mapping[str, str] | None = None) -> Config:
-    """Read, validate and return the configuration; raise ConfigError otherwise."""
+    """Read, validate and return the configuration; raise ConfigError (naming every
+    mistake in the file, each with its line) otherwise."""
     path = str(path)
     env = os.environ if env is None else env
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1_000_000} MB: "
+                          "not a configuration file")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_config(data, path=path, env=env, text=raw.decode("utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    return parse_config(data, path=path, env=env, text=text)
 
 
-def parse_config(data: dict, *, path: str, env: Mapping[str, str],
-                 text: str | None = None) -> Config:
+def parse_config(data: dict, *, path: str, env: Mapping[str, str], text: str = "") -> Config:
+    """The configuration in ``data`` (parsed from ``text``, which gives the lines)."""
+    problems = _Problems(path, _Lines(text))
+    try:
+        config = _parse(data, problems, env)
+    except RecursionError:
+        raise ConfigError(f"{path}: values nested too deeply") from None
+    if problems.errors:
+        raise ConfigError("\n".join(problems.errors))
+    return config
+
+
+def _parse(data: dict, problems: _Problems, env: Mapping[str, str]) -> Config:
     secrets: set[str] = set()
-    top = _Reader(path, "top level", data, env, secrets)
-    monitor = _parse_monitor(_Reader(path, "[monitor]", top.raw("monitor", {}), env, secrets))
-    storage_r = _Reader(path, "[storage]", top.raw("storage", {}), env, secrets)
+    top = _Reader(problems, (), "top level", data, env, secrets)
+    monitor = _parse_monitor(_Reader(problems, ("monitor",), "[monitor]",
+                                     top.raw("monitor", {}), env, secrets))
+    storage_r = _Reader(problems, ("storage",), "[storage]", top.raw("storage", {}), env, secrets)
     storage_url = storage_r.typed("url", str, "sqlite:///data/monitor.db")
     if not storage_url.startswith(("sqlite://", "postgresql://", "postgres://")):
-        raise storage_r.error("url", f"{storage_url!r}: expected sqlite:///PATH or postgresql://...")
+        storage_r.report("url", f"{_shown(storage_url)}: expected sqlite:///PATH or "
+                                "postgresql://...")
     storage_r.finish()
-    web = _parse_web(_Reader(path, "[web]", top.raw("web", {}), env, secrets), text)
+    web = _parse_web(_Reader(problems, ("web",), "[web]", top.raw("web", {}), env, secrets))
 
-    sources = tuple(_parse_source(_Reader(path, f"sources[{i}]", t, env, secrets), monitor)
-                    for i, t in enumerate(_array(top, "sources")))
-    notifiers = tuple(_parse_notifier(_Reader(path, f"notifiers[{i}]", t, env, secrets))
-                      for i, t in enumerate(_array(top, "notifiers")))
-    rules = tuple(_parse_rule(_Reader(path, f"rules[{i}]", t, env, secrets))
-                  for i, t in enumerate(_array(top, "rules")))
+    sources = [_parse_source(_Reader(problems, ("sources", i), f"sources[{i}]", t, env, secrets),
+                             monitor) for i, t in enumerate(_array(top, "sources"))]
+    notifiers = [_parse_notifier(_Reader(problems, ("notifiers", i), f"notifiers[{i}]", t, env,
+                                         secrets)) for i, t in enumerate(_array(top, "notifiers"))]
+    rules = [_parse_rule(_Reader(problems, ("rules", i), f"rules[{i}]", t, env, secrets))
+             for i, t in enumerate(_array(top, "rules"))]
     top.finish()
 
-    _unique(path, "sources", [s.name for s in sources])
-    _unique(path, "notifiers", [n.name for n in notifiers])
-    _unique(path, "rules", [r.name for r in rules])
-    source_names = {s.name for s in sources}
-    notifier_names = {n.name for n in notifiers} | {"console"}
+    for items in (sources, notifiers, rules):
+        seen: set[str] = set()
+        for value, r in items:
+            if value.name in seen:
+                r.report("name", f"{value.name!r} is used twice")
+            seen.add(value.name)
+    source_names = {s.name for s, _ in sources}
+    notifier_names = {n.name for n, _ in notifiers} | {"console"}
     for name in monitor.health_notify:
         if name not in notifier_names:
-            raise ConfigError(f"{path}: [monitor]: health_notify: no notifier named {name!r}")
-    for i, rule in enumerate(rules):
+            problems.error(("monitor",), "[monitor]", "health_notify",
+                           f"no notifier named {name!r}")
+    for rule, r in rules:
         for name in rule.notify:
             if name not in notifier_names:
-                raise ConfigError(f"{path}: rules[{i}] {rule.name!r}: notify: "
-                                  f"no notifier named {name!r}")
+                r.report("notify", f"no notifier named {name!r}")
         for name in rule.sources:
             if name not in source_names:
-                raise ConfigError(f"{path}: rules[{i}] {rule.name!r}: sources: "
-                                  f"no source named {name!r}")
-    return Config(path=path, monitor=monitor, storage_url=storage_url, sources=sources,
-                  rules=rules, notifiers=notifiers, secrets=frozenset(secrets), web=web)
+                r.report("sources", f"no source named {name!r}")
+
+    by_url: dict[str, str] = {}
+    for source, r in sources:
+        if source.url and source.url in by_url:
+            r.warn("url", f"the same URL as source {by_url[source.url]!r}: it is polled twice")
+        by_url.setdefault(source.url, source.name)
+    if not rules:
+        problems.warn((), "top level", "rules", "no [[rules]]: nothing will ever alert")
+    return Config(path=problems.path, monitor=monitor, storage_url=storage_url,
+                  sources=tuple(s for s, _ in sources), rules=tuple(r for r, _ in rules),
+                  notifiers=tuple(n for n, _ in notifiers), secrets=frozenset(secrets),
+                  web=web, warnings=tuple(problems.warnings))
 
 
 def _array(top: _Reader, key: str) -> list:
     value = top.raw(key, [])
     if not isinstance(value, list):
-        raise top.error(key, f"expected an array of tables ([[{key}]])")
+        top.report(key, f"expected an array of tables ([[{key}]])")
+        return []
     return value
-
-
-def _unique(path: str, section: str, names: list[str]) -> None:
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name in seen:
-            raise ConfigError(f"{path}: {section}[{i}]: name: {name!r} is used twice")
-        seen.add(name)
 
 
 def _parse_monitor(r: _Reader) -> MonitorSettings:
@@ -378,37 +520,33 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
     settings = MonitorSettings(
         user_agent=r.typed("user_agent", str, d.user_agent),
         default_interval=r.convert("default_interval", parse_duration, d.default_interval),
-        timeout=r.convert("timeout", parse_duration, d.timeout),
+        timeout=r.convert("timeout", lambda v: parse_duration(v, maximum=MAX_TIMEOUT), d.timeout),
         max_body=r.convert("max_body", parse_size, d.max_body),
-        concurrency=r.typed("concurrency", int, d.concurrency),
-        per_host=r.typed("per_host", int, d.per_host),
-        per_host_delay=r.convert("per_host_delay", _duration_or_zero, d.per_host_delay),
+        concurrency=_bounded(r, "concurrency", d.concurrency, 1, 10_000),
+        per_host=_bounded(r, "per_host", d.per_host, 1, 1000),
+        per_host_delay=r.convert("per_host_delay",
+                                 lambda v: parse_duration(v, allow_zero=True, maximum=86400),
+                                 d.per_host_delay),
         allow_private_networks=r.typed("allow_private_networks", bool, d.allow_private_networks),
         max_age=r.convert("max_age", parse_duration, d.max_age),
         respect_robots=r.typed("respect_robots", bool, d.respect_robots),
-        workers=r.typed("workers", int, d.workers),
+        workers=_bounded(r, "workers", d.workers, 0, 256,
+                         too_low="must be 0 (one per core) or more"),
         min_interval=r.convert("min_interval", parse_duration, d.min_interval),
         max_interval=r.convert("max_interval", parse_duration, d.max_interval),
         adaptive=r.typed("adaptive", bool, d.adaptive),
-        broken_after=r.typed("broken_after", int, d.broken_after),
+        broken_after=_bounded(r, "broken_after", d.broken_after, 1, 1_000_000),
         health_notify=_str_list(r, "health_notify"),
     )
     if settings.min_interval > settings.max_interval:
-        raise r.error("min_interval", "is longer than max_interval")
-    if settings.broken_after < 1:
-        raise r.error("broken_after", "must be at least 1")
-    if settings.workers < 0:
-        raise r.error("workers", "must be 0 (one per core) or more")
-    for key in ("concurrency", "per_host"):
-        if getattr(settings, key) < 1:
-            raise r.error(key, "must be at least 1")
+        r.report("min_interval", "is longer than max_interval")
     if not settings.user_agent.strip() or any(c in settings.user_agent for c in "\r\n"):
-        raise r.error("user_agent", "must be a non-empty single line")
+        r.report("user_agent", "must be a non-empty single line")
     r.finish()
     return settings
 
 
-def _parse_web(r: _Reader, text: str | None) -> WebSettings:
+def _parse_web(r: _Reader) -> WebSettings:
     from zoneinfo import ZoneInfo
 
     d = WebSettings()
@@ -422,34 +560,36 @@ def _parse_web(r: _Reader, text: str | None) -> WebSettings:
         split_listen(listen)
         check_listen(listen, token)
     except ValueError as exc:
-        line = line_of(text, "web", "listen")
-        raise r.error("listen" + (f" (line {line})" if line else ""), str(exc)) from None
+        r.report("listen", str(exc))
+        listen = d.listen
     try:
         ZoneInfo(timezone)
     except Exception:
-        raise r.error("timezone", f"{timezone!r} is not a known time zone") from None
+        r.report("timezone", f"{_shown(timezone)} is not a known time zone")
+        timezone = d.timezone
     return WebSettings(listen=listen, token=token, timezone=timezone)
 
 
-def _duration_or_zero(value: Any) -> float:
-    if value == 0 or value == "0":
-        return 0.0
-    return parse_duration(value)
+def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _Reader]:
+    from monitor.links import compile_link_pattern
 
-
-def _parse_source(r: _Reader, monitor: MonitorSettings) -> SourceConfig:
     name = _name(r)
     r.where = f"{r.where} {name!r}"
     kind = r.typed("kind", str, "feed")
     if kind not in SOURCE_KINDS:
-        raise r.error("kind", f"{kind!r}: expected one of {', '.join(SOURCE_KINDS)}")
-    url = r.convert("url", check_http_url, required=True)
+        r.report("kind", f"{_shown(kind)}: expected one of {', '.join(SOURCE_KINDS)}")
+    url = r.convert("url", check_http_url, "", required=True)
     link_pattern = r.typed("link_pattern", str, None)
     if link_pattern is not None:
-        try:
-            re.compile(link_pattern)
-        except re.error as exc:
-            raise r.error("link_pattern", f"invalid regular expression: {exc}") from None
+        if len(link_pattern) > MAX_LINK_PATTERN:
+            r.report("link_pattern", f"longer than {MAX_LINK_PATTERN} characters")
+            link_pattern = None
+        else:
+            try:
+                compile_link_pattern(link_pattern)
+            except ConfigError as exc:
+                r.report("link_pattern", str(exc).removeprefix("link_pattern "))
+                link_pattern = None
     source = SourceConfig(
         name=name, kind=kind, url=url,
         interval=r.convert("interval", parse_duration, monitor.default_interval),
@@ -457,63 +597,73 @@ def _parse_source(r: _Reader, monitor: MonitorSettings) -> SourceConfig:
         link_pattern=link_pattern,
     )
     r.finish()
-    return source
+    return source, r
 
 
-def _parse_rule(r: _Reader) -> RuleConfig:
+def _parse_rule(r: _Reader) -> tuple[RuleConfig, _Reader]:
     from monitor.query import compile_query
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"
-    query = r.typed("query", str, required=True)
-    try:
-        compile_query(query, rule=name)
-    except QueryError as exc:
-        raise r.error("query", f"{exc.reason} at position {exc.position}") from None
+    query = r.typed("query", str, "", required=True)
+    if query:
+        try:
+            compile_query(query, rule=name)
+        except QueryError as exc:
+            r.report("query", f"{exc.reason} at position {exc.position}")
     rule = RuleConfig(name=name, query=query, notify=_str_list(r, "notify"),
                       sources=_str_list(r, "sources"))
     r.finish()
-    return rule
+    return rule, r
 
 
-def _parse_notifier(r: _Reader) -> NotifierConfig:
+def _parse_notifier(r: _Reader) -> tuple[NotifierConfig, _Reader]:
     from monitor.notifiers import notifier_class
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"
-    kind = r.typed("kind", str, required=True)
-    try:
-        cls = notifier_class(kind)
-    except KeyError:
-        raise r.error("kind", f"{kind!r} is not a notifier kind") from None
+    kind = r.typed("kind", str, "", required=True)
+    cls = None
+    if kind:
+        try:
+            cls = notifier_class(kind)
+        except KeyError:
+            r.report("kind", f"{_shown(kind)} is not a notifier kind")
     mode = r.typed("mode", str, "immediate")
     if mode not in ("immediate", "digest"):
-        raise r.error("mode", f"{mode!r}: expected \"immediate\" or \"digest\"")
+        r.report("mode", f"{_shown(mode)}: expected \"immediate\" or \"digest\"")
     schedule = r.typed("schedule", str, None)
     timezone = r.typed("timezone", str, "UTC")
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(timezone)
     except Exception:
-        raise r.error("timezone", f"{timezone!r} is not a known time zone") from None
+        r.report("timezone", f"{_shown(timezone)} is not a known time zone")
+        timezone = "UTC"
     if mode == "digest":
         if not schedule:
-            raise r.error("schedule", "is required with mode = \"digest\" (a cron expression)")
-        try:
-            from apscheduler.triggers.cron import CronTrigger
-            CronTrigger.from_crontab(schedule, timezone=timezone)
-        except ValueError as exc:
-            raise r.error("schedule", f"{schedule!r} is not a cron expression: {exc}") from None
+            r.report("schedule", "is required with mode = \"digest\" (a cron expression)")
+        else:
+            try:
+                from apscheduler.triggers.cron import CronTrigger
+                CronTrigger.from_crontab(schedule, timezone=timezone)
+            except ValueError as exc:
+                r.report("schedule", f"{_shown(schedule)} is not a cron expression: {exc}")
     elif schedule:
-        raise r.error("schedule", "only applies with mode = \"digest\"")
+        r.report("schedule", "only applies with mode = \"digest\"")
     quiet_hours = r.convert("quiet_hours", parse_quiet_hours)
     options = r.rest()
-    try:
-        cls.from_config(name, dict(options), http=None)
-    except ConfigError as exc:
-        raise ConfigError(f"{r.path}: {r.where}: {_strip_notifier_prefix(str(exc))}") from None
+    if cls is not None:
+        try:
+            cls.from_config(name, dict(options), http=None)
+        except ConfigError as exc:
+            # Notifiers check their own keys, and stop at the first mistake.
+            message = _strip_notifier_prefix(str(exc))
+            key = re.match(r"^(?:(?:unknown )?key )?'?([A-Za-z0-9_]+)'?", message)
+            r.problems.errors.append(f"{r.problems.at(r.section, key.group(1) if key else None)}"
+                                     f": {r.where}: {message}")
     return NotifierConfig(name=name, kind=kind, options=options, mode=mode,
-                          schedule=schedule, timezone=timezone, quiet_hours=quiet_hours)
+                          schedule=schedule, timezone=timezone, quiet_hours=quiet_hours), r
 
 
 def _strip_notifier_prefix(message: str) -> str:

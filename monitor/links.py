@@ -3,7 +3,7 @@
 
 A link is kept when it is http(s), on the same site as the page (see
 :func:`monitor.urls.same_site`), not the page itself, and either matches the
-source's ``link_pattern`` (``re.search`` over path and query) or, without a
+source's ``link_pattern`` (an RE2 search over path and query) or, without a
 pattern, looks like an article:
 
 - not inside ``<nav>``, ``<footer>`` or ``role="navigation"``;
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
+import re2
 from lxml import etree
 
 from .errors import ConfigError, ParseError
@@ -66,12 +67,34 @@ _ID_QUERY_RE = re.compile(r"(?:^|&)(?:p|id|article|articleid|story|storyid|newsi
 _WS_RE = re.compile(r"\s+")
 
 
-def compile_link_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a source's ``link_pattern``; :class:`ConfigError` when it is invalid."""
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False        # RE2 would print its own errors on stderr
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def compile_link_pattern(pattern: str):
+    """Compile a source's ``link_pattern`` with RE2; :class:`ConfigError` when it is
+    invalid or needs what RE2 leaves out.
+
+    A pattern from the configuration runs over every link of hostile pages:
+    Python's backtracking engine can take exponential time on a pattern such as
+    ``(a+)+$``, RE2 always takes linear time, and refuses (backreferences,
+    lookaround) what it cannot run so."""
     try:
-        return re.compile(pattern)
+        re.compile(pattern)           # Python's messages for plain syntax errors
     except re.error as exc:
-        raise ConfigError(f"link_pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise ConfigError(f"link_pattern {pattern!r}: invalid regular expression: {exc}") from None
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(
+            exc.args[0], bytes) else str(exc)
+        raise ConfigError(f"link_pattern {pattern!r}: cannot be run in linear time ({detail}): "
+                          "backreferences, lookahead and lookbehind are not supported") from None
 
 
 @dataclass(frozen=True)
