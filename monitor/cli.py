@@ -208,10 +208,10 @@ def _command_key(args: argparse.Namespace) -> str:
 
 # building blocks ----------------------------------------------------------------
 
-def _open_store(config: Config, *, scratch: bool = False):
+def _open_store(config: Config, *, scratch: bool = False, check: bool = False):
     from storage import open_store
 
-    return open_store(config.storage_url, scratch=scratch)
+    return open_store(config.storage_url, scratch=scratch, check=check)
 
 
 def _fetch_policy(config: Config):
@@ -334,7 +334,8 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
 
     from monitor.workers import Workers
 
-    store = _open_store(config, scratch=dry_run)
+    # A pass writes: a damaged file is refused before it is made worse.
+    store = _open_store(config, scratch=dry_run, check=True)
     workers = Workers(config.monitor.workers)
     summary = RunSummary()
     progress = _Progress(len(sources)) if sys.stderr.isatty() and not as_json else None

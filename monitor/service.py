@@ -90,7 +90,8 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
 
-        self.store = open_store(self.config.storage_url)
+        # A damaged file is refused at start, before anything is written to it.
+        self.store = open_store(self.config.storage_url, check=True)
         reclaim_dead_leases(self.store)
         self.http = Fetcher(_fetch_policy(self.config))
         self.workers = Workers(self.config.monitor.workers)

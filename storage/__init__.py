@@ -6,14 +6,18 @@ from storage.base import Store
 from monitor.errors import ConfigError
 
 
-def open_store(url: str, *, migrate: bool = True, scratch: bool = False) -> Store:
+def open_store(url: str, *, migrate: bool = True, scratch: bool = False,
+               check: bool = False) -> Store:
     """Open the store named by a URL: ``sqlite:///relative/path.db``,
     ``sqlite:////absolute/path.db``, ``sqlite:///:memory:`` or ``postgresql://...``.
 
     ``scratch`` (a dry run): the store reads what is stored and takes writes like
     any other, so a pass over it decides exactly as a real one would, but keeps
     nothing: SQLite works on a copy in memory (no file is created or changed),
-    PostgreSQL in one transaction that closing the store rolls back."""
+    PostgreSQL in one transaction that closing the store rolls back.
+
+    ``check``: refuse (StorageError, saying what to do) a damaged database before
+    anything is written to it."""
     from storage.sql import SQLStore
 
     if url.startswith("sqlite://"):
@@ -31,6 +35,12 @@ def open_store(url: str, *, migrate: bool = True, scratch: bool = False) -> Stor
         store = SQLStore(url, PostgresDialect(url, scratch=scratch))
     else:
         raise ConfigError(f"storage url {url!r}: expected sqlite:/// or postgresql://")
+    if check:
+        try:
+            store.check()
+        except BaseException:
+            store.close()
+            raise
     if migrate:
         store.migrate()
     return store

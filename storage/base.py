@@ -151,6 +151,10 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def check(self) -> None:
+        """Raise StorageError when the store is damaged (a quick structural check;
+        a database server looks after its own files, so by default nothing)."""
+
     # sources ---------------------------------------------------------------
     @abstractmethod
     def source_state(self, name: str) -> SourceState: ...

@@ -185,6 +185,14 @@ class Dialect(ABC):
         """Is the connection gone (so a new one is needed before retrying)?"""
         return False
 
+    def damage(self, conn: Any) -> str | None:
+        """What is wrong with the database's files, if anything (None: nothing found)."""
+        return None
+
+    def damage_advice(self) -> str:
+        """What to do about a damaged database."""
+        return "restore it from a backup"
+
     def describe(self, exc: BaseException) -> str:
         """One line about a driver error, safe to show (no password)."""
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -291,6 +299,25 @@ class SQLiteDialect(Dialect):
     def explain(self, conn: sqlite3.Connection, sql: str, params: tuple) -> str:
         rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
         return "\n".join(r[-1] for r in rows)
+
+    def damage(self, conn: sqlite3.Connection) -> str | None:
+        # quick_check: every page and b-tree is readable and well formed (not the
+        # slower index-against-table comparison of integrity_check).
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        if not problems:
+            return None
+        more = f" (and {len(problems) - 3} more problems)" if len(problems) > 3 else ""
+        return "; ".join(problems[:3]) + more
+
+    def damage_advice(self) -> str:
+        return (f"stop every process that uses it, then restore it from a backup, or "
+                f"recover what can be read with `sqlite3 {self.path} .recover | sqlite3 "
+                f"recovered.db` and point [storage] url at recovered.db, or move it aside "
+                f"to start afresh (alerts already sent may then be sent again)")
 
     def is_transient(self, exc: BaseException) -> bool:
         if not isinstance(exc, sqlite3.OperationalError):

@@ -289,6 +289,14 @@ class SQLStore(Store):
         # Under the exclusive lock: processes starting together migrate one at a time.
         self._run(lambda: self.dialect.migrate(self._conn), exclusive=True)
 
+    def check(self) -> None:
+        with self._lock:
+            self._ensure_connection()
+            problem = self.dialect.damage(self._conn)
+        if problem is not None:
+            raise StorageError(f"{self.dialect.where()} is damaged ({problem}): "
+                               f"{self.dialect.damage_advice()}")
+
     def schema_version(self) -> int:
         rows = self._run(lambda: self._fetch("SELECT MAX(version) FROM schema_version"),
                          write=False)
