@@ -21,6 +21,7 @@ from monitor.errors import ConfigError, FetchError, ParseError, QueryError, Stor
 from monitor.logs import LOG_FORMATS, redactor, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130          # 128 + SIGINT, as shells report a Ctrl-C
 
 
 class UsageError(Exception):
@@ -189,7 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"news-monitor: storage error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        # What was stored is kept (an article with its alerts, a delivery once sent):
+        # the next pass does the rest.
+        print("news-monitor: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _config_error(exc: ConfigError) -> None:
@@ -373,6 +377,9 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
                 summary.pending_deliveries = pending_due(store, config)
             for notifier in notifiers.values():
                 await notifier.aclose()
+    except BaseException:
+        workers.close(now=True)          # interrupted: no one waits for those jobs
+        raise
     finally:
         workers.close()
         store.close()

@@ -139,7 +139,7 @@ class Service:
         for notifier in self.notifiers.values():
             await notifier.aclose()
         await self.http.aclose()
-        self.workers.close()
+        self.workers.close(now=True)          # what was still running had its grace time
         self.store.close()
         log.info("stopped", extra={"event": "stopped"})
         return 0

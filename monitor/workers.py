@@ -51,6 +51,7 @@ class Workers:
         async with self._starting:
             if self._pool is None and self.processes > 1:
                 try:
+                    _start_fork_server()
                     self._pool = await asyncio.to_thread(self._start_pool)
                 except Exception as exc:
                     # No pool (a frozen or embedded interpreter, no /dev/shm...): the
@@ -77,10 +78,48 @@ class Workers:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, *, now: bool = False) -> None:
+        """Shut the pool down: after the jobs running finish, or, ``now`` (a stop, an
+        interrupt: nobody waits for their results), at once."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if now:
+            terminate = getattr(pool, "terminate_workers", None)     # Python 3.14+
+            if terminate is not None:
+                terminate()
+            else:
+                # Before 3.14 the executor offers no way to stop a running job; its
+                # process table is the seam (a job's worker dies, the pool with it).
+                processes = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in processes:
+                    process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with Ctrl-C ignored.
+
+    Ctrl-C reaches every process of the terminal's process group. A process
+    started with SIGINT ignored keeps it ignored, and so does every worker forked
+    from it, from its first instruction: none prints a KeyboardInterrupt
+    traceback or sends one back as a job's result. The process that made the pool
+    decides how to stop, and shuts the pool down. Only the main thread may change
+    a signal's handler; elsewhere each worker's initializer does it (a worker
+    started at the moment of a Ctrl-C may then still see it)."""
+    import signal
+    import threading
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()        # spawns it; the imports happen over there
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _init_worker(owner: int, logging_settings: LogSettings) -> None:
@@ -97,9 +136,13 @@ def _die_with_parent(owner: int) -> None:
     """A worker exits when the process that made the pool dies, even by SIGKILL, so a
     killed daemon leaves no orphans. Workers are children of the fork server, not of
     the daemon, and hold the fork server alive themselves: so each one watches the
-    daemon's pid (and, on Linux, also dies with its direct parent)."""
+    daemon's pid (and, on Linux, also dies with its direct parent). It ignores
+    Ctrl-C (see _start_fork_server)."""
+    import signal
     import threading
     import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
@@ -114,7 +157,6 @@ def _die_with_parent(owner: int) -> None:
     threading.Thread(target=watch, name="watch-owner", daemon=True).start()
     try:
         import ctypes
-        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
