@@ -20,7 +20,7 @@ from typing import Callable
 from monitor import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
 from monitor.dedup import Fingerprints, Verdict, ingest
-from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
+from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError, StorageError
 from monitor.extract import extract_article
 from monitor.fetch import Fetcher
 from monitor.logs import redactor
@@ -175,8 +175,13 @@ class Pipeline:
 
     async def poll(self, source: SourceConfig) -> SourceResult:
         result = SourceResult(source.name)
-        state = self.store.source_state(source.name)
         started = self.now()
+        try:
+            state = self.store.source_state(source.name)
+        except StorageError as exc:
+            result.status, result.error = "error", one_line(f"store unavailable: {exc}", 300)
+            self.on_progress(source.name, "done")
+            return result
         if state.hold_until is not None and state.hold_until > started and not self.force:
             result.status = "skipped"
             result.error = ("the server asked to wait until "
@@ -199,7 +204,16 @@ class Pipeline:
             result.error = one_line(f"internal error: {type(exc).__name__}: {exc}", 300)
         if result.error:
             result.error = self.redact(result.error)
-        self._record(source, state, result, started)
+        try:
+            self._record(source, state, result, started)
+        except StorageError as exc:
+            # The poll's outcome is lost: the source stays due and is polled again
+            # (what was stored of its entries is not done twice).
+            log.warning("source %s: its state could not be saved: %s", source.name, exc,
+                        extra={"source": source.name, "event": "store_unavailable"})
+            if result.status != "error":
+                result.status = "error"
+                result.error = one_line(f"store unavailable: {exc}", 300)
         self.on_progress(source.name, "done")
         return result
 
@@ -327,7 +341,14 @@ class Pipeline:
         if len(fresh) > MAX_NEW_ENTRIES:
             result.truncated, fresh = True, fresh[:MAX_NEW_ENTRIES]
         self.on_progress(source.name, f"{len(fresh)} new entries")
-        await asyncio.gather(*(self._process_entry(source, e, ks, result) for e, ks in fresh))
+        # Every entry's work ends before the poll does (none runs on unseen), and the
+        # first failure (the store went away) is the poll's.
+        outcomes = await asyncio.gather(
+            *(self._process_entry(source, e, ks, result) for e, ks in fresh),
+            return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _process_entry(self, source: SourceConfig, entry: Entry, keys: list[str],
                              result: SourceResult) -> None:

@@ -24,12 +24,14 @@ transaction, and a delivery is either marked sent or stays pending.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
 from datetime import datetime, timedelta, timezone
 
 from monitor.config import Config, SourceConfig
+from monitor.errors import StorageError
 
 log = logging.getLogger("monitor.service")
 
@@ -56,7 +58,12 @@ class Service:
         self.owner = owner_id()
         self.metrics = Metrics()
         self.inflight: set[asyncio.Task] = set()
+        # What this node works on: the only leases it renews.
         self.polling: set[str] = set()
+        self.delivering: set[tuple[str, str]] = set()
+        # Writes that failed while the store was away, saved when it is back.
+        from monitor.backlog import Backlog
+        self.backlog = Backlog()
         self.last_prune = datetime.min.replace(tzinfo=timezone.utc)
 
     def now(self) -> datetime:
@@ -132,7 +139,8 @@ class Service:
             if pending:
                 await asyncio.wait(pending, timeout=1)
         for name in list(self.polling):
-            self.store.release_source(name, self.owner)
+            self._release(name)
+        await asyncio.to_thread(self.backlog.flush)    # best effort: else the leases run out
         if web is not None:
             await web.stop()
             self.web_store.close()
@@ -166,14 +174,29 @@ class Service:
             await fn(*args)
         except asyncio.CancelledError:
             raise
+        except StorageError as exc:
+            # The store is away: this job waits for the next turn; the daemon goes on.
+            log.warning("%s: the store is unavailable: %s", getattr(fn, "__name__", fn), exc,
+                        extra={"event": "store_unavailable"})
         except Exception:
             log.exception("job %s failed", getattr(fn, "__name__", fn))
         finally:
             self.inflight.discard(task)
 
+    def _release(self, name: str) -> None:
+        """Give up this node's lease on a source now, or as soon as the store is back."""
+        write = functools.partial(self.store.release_source, name, self.owner)
+        try:
+            write()
+        except StorageError:
+            self.backlog.add(f"release of source {name}", write)
+
     async def _tick(self) -> None:
         names = [s.name for s in self.config.sources if s.name not in self.polling]
         try:
+            # Leases given up while the store was away are freed before claiming.
+            if not await asyncio.to_thread(self.backlog.flush):
+                raise StorageError("earlier writes are not saved yet")
             due = await asyncio.to_thread(self.store.claim_due_sources, self.owner, self.now(),
                                           SOURCE_LEASE, names)
         except Exception:
@@ -198,14 +221,18 @@ class Service:
             result = await self.pipeline.poll(source)
         finally:
             self.polling.discard(source.name)
-            self.store.release_source(source.name, self.owner)
+            self._release(source.name)
         self.metrics.polled(result)
         log.info("polled %s: %s, %d entries, %d new, %d duplicates, %d alerts%s", source.name,
                  result.status, result.entries, result.new_articles, result.duplicates,
                  result.alerts, f": {result.error}" if result.error else "",
                  extra={"source": source.name, "event": "poll"})
         if result.alerts:
-            await self._deliver()
+            try:
+                await self._deliver()
+            except StorageError as exc:
+                log.warning("deliveries wait: the store is unavailable: %s", exc,
+                            extra={"event": "store_unavailable"})
         return result.status != "error"
 
     async def _deliver(self) -> None:
@@ -213,7 +240,8 @@ class Service:
         from monitor.logs import redactor
 
         stats = await deliver_due(self.store, self.notifiers, self.config,
-                                  redact=redactor(self.config.secrets))
+                                  redact=redactor(self.config.secrets),
+                                  backlog=self.backlog, working=self.delivering)
         self.metrics.delivered(stats)
         if stats.delivered or stats.failed:
             log.info("deliveries: %d sent, %d failed", stats.delivered, stats.failed,
@@ -222,7 +250,7 @@ class Service:
     async def _digest(self, name: str) -> None:
         from monitor.deliver import deliver_digest
 
-        stats = await deliver_digest(self.store, self.notifiers[name])
+        stats = await deliver_digest(self.store, self.notifiers[name], backlog=self.backlog)
         self.metrics.delivered(stats)
         log.info("digest %s: %d alerts sent, %d failed", name, stats.delivered, stats.failed,
                  extra={"notifier": name, "event": "digest"})
@@ -232,9 +260,13 @@ class Service:
         from monitor.fingerprint import STORY_WINDOW
 
         now = self.now()
-        self.store.renew_leases(self.owner, now, SOURCE_LEASE)
-        reclaim_dead_leases(self.store)
+        await asyncio.to_thread(self.backlog.flush)
+        # Only what this node is working on: work it gave up (the store went away
+        # under it) keeps no lease alive, and another pass takes it.
+        await asyncio.to_thread(self.store.renew_leases, self.owner, now, SOURCE_LEASE,
+                                sources=list(self.polling), deliveries=list(self.delivering))
+        await asyncio.to_thread(reclaim_dead_leases, self.store)
         if now - self.last_prune > PRUNE_EVERY:
             # Story lookups only look back STORY_WINDOW: older index rows are dead weight.
-            self.store.prune(now - STORY_WINDOW)
+            await asyncio.to_thread(self.store.prune, now - STORY_WINDOW)
             self.last_prune = now

@@ -321,6 +321,14 @@ class Store(ABC):
         """Drop every lease ``owner`` holds (a process known to be dead)."""
 
     @abstractmethod
-    def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> None:
-        """Extend every lease ``owner`` holds (sources and pending deliveries)
-        to now + lease_seconds."""
+    def release_deliveries(self, owner: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Give up ``owner``'s leases on these (alert id, notifier) deliveries, so that
+        any pass may take them again (nothing for leases another node holds)."""
+
+    @abstractmethod
+    def renew_leases(self, owner: str, now: datetime, lease_seconds: float, *,
+                     sources: Iterable[str] = (),
+                     deliveries: Iterable[tuple[str, str]] = ()) -> None:
+        """Extend ``owner``'s leases on these sources and pending (alert id, notifier)
+        deliveries -- those it is working on, no others -- to now + lease_seconds.
+        A lease left behind (its work abandoned) runs out, and another pass takes it."""

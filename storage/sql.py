@@ -740,8 +740,10 @@ class SQLStore(Store):
             " WHERE name = ? AND lease_owner = ?", (name, owner)))
 
     def lease_owners(self) -> set[str]:
-        rows = self._fetch("SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL"
-                           " UNION SELECT lease_owner FROM deliveries WHERE lease_owner IS NOT NULL")
+        rows = self._run(lambda: self._fetch(
+            "SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL"
+            " UNION SELECT lease_owner FROM deliveries WHERE lease_owner IS NOT NULL"),
+            write=False)
         return {r[0] for r in rows}
 
     def release_owner(self, owner: str) -> None:
@@ -752,12 +754,26 @@ class SQLStore(Store):
                                 " WHERE lease_owner = ?", (owner,))
         self._run(work)
 
-    def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> None:
+    def release_deliveries(self, owner: str, keys: Iterable[tuple[str, str]]) -> None:
+        rows = [(owner, alert_id, notifier) for alert_id, notifier in dict.fromkeys(keys)]
+        if rows:
+            self._run(lambda: self._executemany(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+                " WHERE lease_owner = ? AND alert_id = ? AND notifier = ?", rows))
+
+    def renew_leases(self, owner: str, now: datetime, lease_seconds: float, *,
+                     sources: Iterable[str] = (),
+                     deliveries: Iterable[tuple[str, str]] = ()) -> None:
         until = ts(now + timedelta(seconds=lease_seconds))
+        source_rows = [(until, owner, name) for name in dict.fromkeys(sources)]
+        delivery_rows = [(until, owner, a, n) for a, n in dict.fromkeys(deliveries)]
+        if not source_rows and not delivery_rows:
+            return
 
         def work() -> None:
-            self._execute_count("UPDATE sources SET lease_until = ? WHERE lease_owner = ?",
-                                (until, owner))
-            self._execute_count("UPDATE deliveries SET lease_until = ?"
-                                " WHERE lease_owner = ? AND state = 'pending'", (until, owner))
+            self._executemany("UPDATE sources SET lease_until = ?"
+                              " WHERE lease_owner = ? AND name = ?", source_rows)
+            self._executemany("UPDATE deliveries SET lease_until = ?"
+                              " WHERE lease_owner = ? AND alert_id = ? AND notifier = ?"
+                              " AND state = 'pending'", delivery_rows)
         self._run(work)

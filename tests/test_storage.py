@@ -452,17 +452,27 @@ def test_save_source_state_keeps_the_lease(store):
     assert store.claim_due_sources("b", T0 + timedelta(seconds=1), 60, ["dw"]) == []
 
 
-def test_renew_leases_extends_sources_and_deliveries(store):
-    add_alert(store, "a1")
-    assert store.claim_due_sources("a", T0, 60, ["dw", "nhk"]) == ["dw", "nhk"]
-    assert len(store.claim_deliveries("a", T0, 60)) == 1
+def test_renew_leases_extends_only_the_leases_named(store):
+    add_alert(store, "a1", notifiers=[("slack", False), ("mail", False)])
+    assert store.claim_due_sources("a", T0, 60, ["dw", "nhk", "kbs"]) == ["dw", "kbs", "nhk"]
+    assert len(store.claim_deliveries("a", T0, 60)) == 2
     store.release_source("nhk", "a")
-    store.renew_leases("a", T0 + timedelta(seconds=50), 60)
+    # a works on dw and on the slack delivery; kbs and the mail delivery were abandoned.
+    store.renew_leases("a", T0 + timedelta(seconds=50), 60, sources=["dw", "nhk"],
+                       deliveries=[("a1", "slack")])
     later = T0 + timedelta(seconds=100)     # past the first lease, inside the renewed one
-    assert store.claim_due_sources("b", later, 60, ["dw", "nhk"]) == ["nhk"]
-    assert store.claim_deliveries("b", later, 60) == []
-    store.renew_leases("b", later, 60)          # b's renewal leaves a's leases alone
-    assert store.claim_deliveries("b", T0 + timedelta(seconds=110), 60) != []
+    assert store.claim_due_sources("b", later, 60, ["dw", "nhk", "kbs"]) == ["kbs", "nhk"]
+    assert [r.notifier for r, _ in store.claim_deliveries("b", later, 60)] == ["mail"]
+    store.renew_leases("b", later, 60, sources=["dw"], deliveries=[("a1", "slack")])
+    assert store.claim_deliveries("c", T0 + timedelta(seconds=110), 60) != []   # a's ran out
+
+
+def test_released_deliveries_can_be_taken_at_once(store):
+    add_alert(store, "a1", notifiers=[("slack", False), ("mail", False)])
+    assert len(store.claim_deliveries("a", T0, 600)) == 2
+    store.release_deliveries("b", [("a1", "slack")])       # not b's: nothing happens
+    store.release_deliveries("a", [("a1", "slack")])
+    assert [r.notifier for r, _ in store.claim_deliveries("b", T0, 600)] == ["slack"]
 
 
 def test_leases_of_a_dead_owner_can_be_released_at_once(store):
