@@ -195,6 +195,15 @@ class Pipeline:
         except HTTPStatusError as exc:
             result.status, result.error = "error", one_line(str(exc), 300)
             result.retry_after = exc.retry_after
+        except StorageError as exc:
+            # Not the source's failure: its state stays as it was (still due, no
+            # backoff, no "broken" count), and the poll is simply done again.
+            result.status = "error"
+            result.error = self.redact(one_line(f"store unavailable: {exc}", 300))
+            log.warning("source %s: the store went away during the poll: %s", source.name,
+                        exc, extra={"source": source.name, "event": "store_unavailable"})
+            self.on_progress(source.name, "done")
+            return result
         except MonitorError as exc:
             result.status, result.error = "error", one_line(str(exc), 300)
         except Exception as exc:     # a bug must cost this source only, and be visible

@@ -173,6 +173,8 @@ class Service:
         try:
             await fn(*args)
         except asyncio.CancelledError:
+            if self.stopping.is_set():
+                return            # cut short by the stop: nothing went wrong
             raise
         except StorageError as exc:
             # The store is away: this job waits for the next turn; the daemon goes on.

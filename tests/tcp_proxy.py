@@ -17,9 +17,13 @@ import threading
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with a RST, as a vanished server or a restarted one looks to a client."""
+    """Close with a RST, as a vanished server or a restarted one looks to a client.
+
+    shutdown() first: close() alone does not end a recv() another thread is
+    blocked in, and the connection would live on, half open."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     try:
