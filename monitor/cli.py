@@ -174,8 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _config_error(exc)
         return EXIT_USAGE
-    for warning in config.warnings:
-        print(f"news-monitor: warning: {warning}", file=sys.stderr)
+    if args.command in ("validate", "check-now", "run"):
+        # Where a mistake would show; `sources import` into a file without rules is
+        # how a configuration begins.
+        for warning in config.warnings:
+            print(f"news-monitor: warning: {warning}", file=sys.stderr)
     # The daemon reports what it does (INFO) unless told otherwise; one-shot commands
     # only what went wrong.
     verbose = max(args.verbose, 1) if args.command == "run" else args.verbose

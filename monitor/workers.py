@@ -92,10 +92,28 @@ class Workers:
                 # Before 3.14 the executor offers no way to stop a running job; its
                 # process table is the seam (a job's worker dies, the pool with it).
                 processes = list((getattr(pool, "_processes", None) or {}).values())
+                wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
                 pool.shutdown(wait=False, cancel_futures=True)
                 for process in processes:
                     process.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
+                _forget_wakeup(wakeup)
+                return
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _forget_wakeup(wakeup: object) -> None:
+    """Python 3.11's exit hook wakes every pool's manager thread through a pipe that
+    a pool broken by terminated workers has closed already, and prints "Exception
+    ignored ... Bad file descriptor": the closed pool is taken off its list."""
+    from concurrent.futures import process
+
+    wakeups = getattr(process, "_threads_wakeups", None)
+    if wakeup is None or wakeups is None:
+        return
+    for thread, known in list(wakeups.items()):
+        if known is wakeup:
+            wakeups.pop(thread, None)
 
 
 def _start_fork_server() -> None:

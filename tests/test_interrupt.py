@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.newsroom import Site, Story, rss20
+from tests.newsroom import Site, Story, article_page, rss20
 from tests.test_check_now import config
 
 
@@ -54,8 +54,13 @@ def busy_project(project, http_server):
                   "\n\n".join(f"Paragraph {j} of long report {i}: the prime minister spoke "
                               f"of a summit with Kim Jong Un once more." for j in range(15_000)))
             for i in range(10)]
-    wire.feed("/rss.xml", rss20([(s, wire.publish(s)) for s in small + huge]),
-              "application/rss+xml")
+    links = [(s, wire.publish(s)) for s in small + huge]
+    for story in huge:
+        # Later than the small ones, whose extraction starts the worker processes:
+        # the huge ones are extracted there, not in the daemon's own threads.
+        http_server.hold(f"/wire/news/{story.slug}", 3.0,
+                         article_page(story, site=wire.name).encode())
+    wire.feed("/rss.xml", rss20(links), "application/rss+xml")
     project.write(config([("wire", "feed", wire.url("/rss.xml"))]).replace(
         "[monitor]", "[monitor]\nworkers = 2"))
     return project

@@ -337,7 +337,7 @@ def test_non_loopback_listen_without_token_is_a_configuration_error(project):
     assert result.code == 2
     text = project.config.read_text().splitlines()
     line = next(i for i, t in enumerate(text, 1) if t.startswith("listen"))
-    assert f"{project.config}: [web]: listen (line {line})" in result.err
+    assert f"{project.config}:{line}: [web]: listen:" in result.err
     assert "token" in result.err
 
     project.write(web_config([]))
