@@ -93,13 +93,46 @@ class Workers:
                 # process table is the seam (a job's worker dies, the pool with it).
                 processes = list((getattr(pool, "_processes", None) or {}).values())
                 wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
+                calls = getattr(pool, "_call_queue", None)
+                _quiet_broken_pool_race()
                 pool.shutdown(wait=False, cancel_futures=True)
                 for process in processes:
                     process.terminate()
+                # Jobs queued for workers that are gone would hold the process at
+                # exit: the queue's feeder thread blocks on a pipe nobody reads, and
+                # multiprocessing joins it (seen as a daemon hanging after Ctrl-C).
+                if calls is not None:
+                    calls.cancel_join_thread()
                 pool.shutdown(wait=True, cancel_futures=True)
                 _forget_wakeup(wakeup)
                 return
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _quiet_broken_pool_race() -> None:
+    """Python 3.11's pool manager thread, finding its workers terminated, sets an
+    exception on every pending job, cancelled ones too, and dies of the
+    InvalidStateError that raises (fixed in later Pythons). Nobody waits for those
+    jobs after a stop, so that one error is not reported as a crash."""
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "_quiets_broken_pool", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        frames = []
+        t = args.exc_traceback
+        while t is not None:
+            frames.append(t.tb_frame.f_code.co_name)
+            t = t.tb_next
+        if (args.exc_type is not None and args.exc_type.__name__ == "InvalidStateError"
+                and "terminate_broken" in frames):
+            return
+        previous(args)
+
+    hook._quiets_broken_pool = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _forget_wakeup(wakeup: object) -> None:
