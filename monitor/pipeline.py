@@ -172,7 +172,16 @@ class Pipeline:
         self._recorder = _GroupCommit(self._record_articles)
 
     async def run(self, sources: list[SourceConfig]) -> list[SourceResult]:
-        return list(await asyncio.gather(*(self.poll(s) for s in sources)))
+        # Sources are streamed through: only a few more are in hand than can be
+        # fetched at once, so that a pass over 10,000 new feeds holds the entries of
+        # dozens, not of all the ones fetched ahead of the parsing and the store.
+        in_hand = asyncio.Semaphore(max(16, 4 * self.config.monitor.concurrency))
+
+        async def one(source: SourceConfig) -> SourceResult:
+            async with in_hand:
+                return await self.poll(source)
+
+        return list(await asyncio.gather(*(one(s) for s in sources)))
 
     async def poll(self, source: SourceConfig) -> SourceResult:
         result = SourceResult(source.name)
