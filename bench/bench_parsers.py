@@ -27,7 +27,11 @@ from _common import bench_data, emit, header, median  # noqa: E402
 
 import feedparser  # noqa: E402
 
-import feedparser_rs  # noqa: E402
+try:
+    import feedparser_rs  # noqa: E402
+    import fastfeedparser  # noqa: E402,F401
+except ImportError:
+    sys.exit("bench_parsers needs the bench extra: pip install -e '.[bench]'")
 from typing import Any  # noqa: E402
 
 from monitor import feeds  # noqa: E402
