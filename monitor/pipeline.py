@@ -417,13 +417,18 @@ class Pipeline:
         """``_record_article`` for each item, all in one transaction: a commit writes
         every index page an article touched (its band rows land on pages all over the
         band indexes), so a commit per article cost more than the rest of its storing.
-        When one item fails, the transaction is rolled back and each is recorded
-        in its own, so that only the failing one fails, as if alone.
+        When one item fails (a bug, bad data), the transaction is rolled back and each
+        is recorded in its own, so that only the failing one fails, as if alone; when
+        the store fails, all of them do.
         (ok, outcome or exception) per item."""
         if len(items) > 1:
             try:
                 with self.store.exclusive() as tx:
                     return [(True, self._record_in(tx, *item)) for item in items]
+            except StorageError as exc:
+                # The store itself is away: trying each again would only wait on it
+                # once per item. Every item hears it, as each would have alone.
+                return [(False, exc)] * len(items)
             except Exception:
                 pass
         results: list[tuple[bool, Any]] = []

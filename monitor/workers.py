@@ -10,6 +10,7 @@ modules once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -89,6 +90,7 @@ class Workers:
                 _stop_helpers()
             return
         pool, self._pool = self._pool, None
+        processes: list = []
         if now:
             terminate = getattr(pool, "terminate_workers", None)     # Python 3.14+
             if terminate is not None:
@@ -105,6 +107,11 @@ class Workers:
                 _forget_wakeup(wakeup)
                 return
         pool.shutdown(wait=True, cancel_futures=True)
+        # The pool's queues hold semaphores registered with the resource tracker;
+        # collected first, they unregister themselves, and the tracker stops without
+        # a "leaked semaphore" warning.
+        del pool, processes
+        gc.collect()
         _stop_helpers()
 
 
