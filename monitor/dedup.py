@@ -86,13 +86,11 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
     if original is not None:
         kind, similarity = "exact", 1.0
     elif fp.signature is not None and fp.words >= NEAR_DUPLICATE_MIN_WORDS:
-        best = None
-        for candidate_id, blob in tx.band_candidates(fp.band_keys):
-            sim = fingerprint.similarity(fp.signature, fingerprint.signature_from_bytes(blob))
-            if sim >= fingerprint.DUPLICATE_THRESHOLD and (best is None or sim > best[1]):
-                best = (candidate_id, sim)
+        candidates = tx.band_candidates(fp.band_keys)
+        best = fingerprint.best_match(fp.signature, [blob for _, blob in candidates],
+                                      fingerprint.DUPLICATE_THRESHOLD)
         if best is not None:
-            original, similarity = best
+            original, similarity = candidates[best[0]][0], best[1]
             kind = "near"
 
     story_id = None
@@ -120,11 +118,7 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
 def _story_for(tx: Transaction, fp: Fingerprints, now: datetime) -> str | None:
     if fp.story_signature is None:
         return None
-    best: tuple[str, float] | None = None
-    for _, story_id, blob in tx.story_candidates(fp.story_band_keys,
-                                                 since=now - fingerprint.STORY_WINDOW):
-        sim = fingerprint.story_similarity(fp.story_signature,
-                                           fingerprint.signature_from_bytes(blob))
-        if sim >= fingerprint.STORY_THRESHOLD and (best is None or sim > best[1]):
-            best = (story_id, sim)
-    return best[0] if best else None
+    candidates = tx.story_candidates(fp.story_band_keys, since=now - fingerprint.STORY_WINDOW)
+    best = fingerprint.best_match(fp.story_signature, [blob for _, _, blob in candidates],
+                                  fingerprint.STORY_THRESHOLD)
+    return candidates[best[0]][1] if best else None

@@ -125,7 +125,7 @@ _HIRAGANA_ONLY = re.compile("[\u3040-\u309f]+")
 class Signature:
     """A MinHash signature: one uint32 per permutation, read-only."""
 
-    __slots__ = ("values",)
+    __slots__ = ("values", "_empty")
 
     def __init__(self, values: np.ndarray | Iterable[int]) -> None:
         arr = np.array(values, dtype=np.uint32)
@@ -133,6 +133,7 @@ class Signature:
             raise ValueError("a signature is a non-empty 1-d array of uint32")
         arr.flags.writeable = False
         self.values = arr
+        self._empty: bool | None = None
 
     @classmethod
     def empty(cls, num_perm: int = NUM_PERM) -> "Signature":
@@ -141,7 +142,9 @@ class Signature:
 
     @property
     def is_empty(self) -> bool:
-        return bool((self.values == _EMPTY).all())
+        if self._empty is None:     # values are read-only: computed once
+            self._empty = bool((self.values == _EMPTY).all())
+        return self._empty
 
     def __len__(self) -> int:
         return int(self.values.size)
@@ -191,10 +194,11 @@ def _minhash(units: Iterable[str], perm: tuple[np.ndarray, np.ndarray]) -> Signa
         return Signature.empty(a.shape[0])
     x = np.frombuffer(digests, dtype="<u4").astype(np.uint64)
     # (perms x units), in place: the temporaries, not the arithmetic, cost the time.
+    # The shift comes after the minimum, on one value per permutation: dropping the
+    # low 32 bits keeps the order, so min(h >> 32) == min(h) >> 32.
     h = np.multiply.outer(a.ravel(), x)
     h += b
-    h >>= _SHIFT
-    return Signature(h.min(axis=1))
+    return Signature(h.min(axis=1) >> _SHIFT)
 
 
 def _band_keys(sig: Signature, bands: int, rows: int, person: bytes) -> list[int]:
@@ -299,6 +303,30 @@ def band_keys(sig: Signature) -> list[int]:
     different keys and one index over (band_key) serves every band.
     """
     return _band_keys(sig, BANDS, ROWS, b"nm-dedup-band")
+
+
+def best_match(sig: Signature, stored: list[bytes], threshold: float) -> tuple[int, float] | None:
+    """The index in ``stored`` (signatures as stored) of the one most similar to
+    ``sig`` with a similarity of at least ``threshold``, and that similarity; the
+    first of equals; None when none reaches it. Equal, pair by pair, to
+    ``similarity(sig, signature_from_bytes(b))``, but one array operation for all
+    the candidates instead of one per candidate."""
+    if not stored:
+        return None
+    width = len(sig) * 4
+    if sig.is_empty or any(len(b) != width for b in stored):
+        best = None
+        for i, blob in enumerate(stored):
+            sim = _jaccard_estimate(sig, signature_from_bytes(blob))
+            if sim >= threshold and (best is None or sim > best[1]):
+                best = (i, sim)
+        return best
+    matrix = np.frombuffer(b"".join(stored), dtype="<u4").reshape(len(stored), len(sig))
+    same = np.count_nonzero(matrix == sig.values, axis=1)
+    same[(matrix == _EMPTY).all(axis=1)] = 0        # an empty stored signature: similar to nothing
+    i = int(np.argmax(same))
+    sim = float(same[i]) / len(sig)
+    return (i, sim) if sim >= threshold else None
 
 
 def similarity(a: Signature, b: Signature) -> float:

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 from monitor import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
@@ -169,9 +169,19 @@ class Pipeline:
         # A dry run works on a scratch store (storage.open_store(scratch=True)): it
         # decides exactly as the real pass would, and nothing it stores is kept.
         self.previews: list[dict] = []
+        self._recorder = _GroupCommit(self._record_articles)
 
     async def run(self, sources: list[SourceConfig]) -> list[SourceResult]:
-        return list(await asyncio.gather(*(self.poll(s) for s in sources)))
+        # Sources are streamed through: only a few more are in hand than can be
+        # fetched at once, so that a pass over 10,000 new feeds holds the entries of
+        # dozens, not of all the ones fetched ahead of the parsing and the store.
+        in_hand = asyncio.Semaphore(max(16, 4 * self.config.monitor.concurrency))
+
+        async def one(source: SourceConfig) -> SourceResult:
+            async with in_hand:
+                return await self.poll(source)
+
+        return list(await asyncio.gather(*(one(s) for s in sources)))
 
     async def poll(self, source: SourceConfig) -> SourceResult:
         result = SourceResult(source.name)
@@ -379,8 +389,8 @@ class Pipeline:
             return
         analysis = await self.workers.run(analyse, article, self.rule_queries[source.name])
         # The store may wait on another process's lock: never on the event loop.
-        outcome = await asyncio.to_thread(self._record_article, source, article, aliases, keys,
-                                          analysis, self.now())
+        outcome = await self._recorder.submit(source, article, aliases, keys, analysis,
+                                              self.now())
         verdict, records = outcome
         if not verdict.is_new:
             result.duplicates += 1
@@ -400,15 +410,46 @@ class Pipeline:
                         keys: list[str], analysis: "Analysis",
                         now: datetime) -> tuple[Verdict, list[AlertRecord]]:
         """Dedup, store, and record the alerts of one article, in one transaction."""
-        records: list[AlertRecord] = []
         with self.store.exclusive() as tx:
-            verdict = ingest(tx, article, analysis.fingerprints, aliases=aliases, now=now)
-            tx.mark_seen(source.name, keys, verdict.article_id)
-            if verdict.is_new and not self._too_old(article, now):
-                for rule, (terms, snippet, spans) in analysis.matches.items():
-                    record = self._alert(tx, rule, terms, snippet, spans, article, verdict, now)
-                    if record is not None:
-                        records.append(record)
+            return self._record_in(tx, source, article, aliases, keys, analysis, now)
+
+    def _record_articles(self, items: list[tuple]) -> list[tuple[bool, Any]]:
+        """``_record_article`` for each item, all in one transaction: a commit writes
+        every index page an article touched (its band rows land on pages all over the
+        band indexes), so a commit per article cost more than the rest of its storing.
+        When one item fails (a bug, bad data), the transaction is rolled back and each
+        is recorded in its own, so that only the failing one fails, as if alone; when
+        the store fails, all of them do.
+        (ok, outcome or exception) per item."""
+        if len(items) > 1:
+            try:
+                with self.store.exclusive() as tx:
+                    return [(True, self._record_in(tx, *item)) for item in items]
+            except StorageError as exc:
+                # The store itself is away: trying each again would only wait on it
+                # once per item. Every item hears it, as each would have alone.
+                return [(False, exc)] * len(items)
+            except Exception:
+                pass
+        results: list[tuple[bool, Any]] = []
+        for item in items:
+            try:
+                results.append((True, self._record_article(*item)))
+            except Exception as exc:
+                results.append((False, exc))
+        return results
+
+    def _record_in(self, tx, source: SourceConfig, article: Article, aliases: list[str],
+                   keys: list[str], analysis: "Analysis",
+                   now: datetime) -> tuple[Verdict, list[AlertRecord]]:
+        records: list[AlertRecord] = []
+        verdict = ingest(tx, article, analysis.fingerprints, aliases=aliases, now=now)
+        tx.mark_seen(source.name, keys, verdict.article_id)
+        if verdict.is_new and not self._too_old(article, now):
+            for rule, (terms, snippet, spans) in analysis.matches.items():
+                record = self._alert(tx, rule, terms, snippet, spans, article, verdict, now)
+                if record is not None:
+                    records.append(record)
         return verdict, records
 
     def _too_old(self, article: Article, now: datetime) -> bool:
@@ -544,3 +585,48 @@ def _entry_keys(entry: Entry) -> list[str]:
     if entry.guid:
         keys.append("guid:" + entry.guid[:500])
     return keys
+
+
+class _GroupCommit:
+    """Articles that are ready while the store is busy with others are recorded
+    together, in one transaction (``write_many``), when it is free: one article alone
+    is written at once, as before, and a busy pass writes batches of up to ``limit``
+    (which also bounds how long the store's lock is held)."""
+
+    def __init__(self, write_many: Callable[[list[tuple]], list[tuple[bool, Any]]], *,
+                 limit: int = 64):
+        self.write_many = write_many
+        self.limit = limit
+        self._pending: list[tuple[tuple, asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
+
+    async def submit(self, *item: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[tuple, asyncio.Future]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:self.limit], self._pending[self.limit:]
+                results = await asyncio.to_thread(self.write_many, [i for i, _ in batch])
+                for (_, future), (ok, value) in zip(batch, results):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+                batch = []
+        except BaseException as exc:   # the thread itself failed: every waiter hears it
+            for _, future in batch + self._pending:
+                if not future.done():
+                    future.set_exception(exc)
+            self._pending = []
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._task = None

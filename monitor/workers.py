@@ -10,6 +10,7 @@ modules once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -33,10 +34,12 @@ class Workers:
         self._jobs = 0
         self._pool: ProcessPoolExecutor | None = None
         self._starting = asyncio.Lock()
+        self._started = False
 
     def _start_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
+        self._started = True
         pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
                                    initializer=_init_worker,
                                    initargs=(os.getpid(), current_settings()))
@@ -80,10 +83,14 @@ class Workers:
 
     def close(self, *, now: bool = False) -> None:
         """Shut the pool down: after the jobs running finish, or, ``now`` (a stop, an
-        interrupt: nobody waits for their results), at once."""
+        interrupt: nobody waits for their results), at once. Then the fork server
+        and the resource tracker are stopped and reaped too (``_stop_helpers``)."""
         if self._pool is None:
+            if self._started:
+                _stop_helpers()
             return
         pool, self._pool = self._pool, None
+        processes: list = []
         if now:
             terminate = getattr(pool, "terminate_workers", None)     # Python 3.14+
             if terminate is not None:
@@ -107,6 +114,12 @@ class Workers:
                 _forget_wakeup(wakeup)
                 return
         pool.shutdown(wait=True, cancel_futures=True)
+        # The pool's queues hold semaphores registered with the resource tracker;
+        # collected first, they unregister themselves, and the tracker stops without
+        # a "leaked semaphore" warning.
+        del pool, processes
+        gc.collect()
+        _stop_helpers()
 
 
 def _quiet_broken_pool_race() -> None:
@@ -214,6 +227,22 @@ def _die_with_parent(owner: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+
+
+def _stop_helpers() -> None:
+    """Stop and reap the fork server and the resource tracker, which multiprocessing
+    otherwise leaves to notice the end of the process on their own: they would outlive
+    it as orphans, and the CPU of the fork server's reaped workers, which is charged to
+    the fork server, would never be charged to the run (``time``, cgroups and process
+    accounting would miss it). Private interfaces, hence the guard: without them the
+    helpers still exit by themselves, only unaccounted."""
+    try:
+        from multiprocessing import forkserver, resource_tracker
+
+        forkserver._forkserver._stop()
+        resource_tracker._resource_tracker._stop()
+    except (AttributeError, OSError, ChildProcessError) as exc:
+        log.debug("worker helpers not stopped: %s", exc.__class__.__name__)
 
 
 def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

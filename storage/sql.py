@@ -28,6 +28,9 @@ from storage.dialects import Dialect
 
 # Lock key for exclusive transactions on PostgreSQL (pg_advisory_xact_lock).
 EXCLUSIVE_LOCK_KEY = 0x6E6D6F6E  # "nmon"
+# The newest rows read per LSH band when looking for near-duplicates or a story
+# (band_query, story_query): bounds the work per article whatever the corpus.
+PER_BAND = 32
 
 T = TypeVar("T")
 
@@ -82,11 +85,16 @@ class SQLTransaction(Transaction):
     def band_query(band_keys: list[int], limit: int) -> tuple[str, list]:
         # The articles sharing the most bands first (the likeliest copies), found
         # from the (band_key, article_id) index alone, then joined to their row
-        # by primary key: cost grows with the matches, not with the table.
-        # Copies (duplicate_of set) have no band rows.
+        # by primary key. Each band contributes at most its PER_BAND newest rows:
+        # a band that templated texts (weather, results, a hostile source) fill with
+        # thousands of articles costs no more than any other, so the cost is bounded
+        # by the number of bands, not by the matches. Copies (duplicate_of set)
+        # have no band rows.
+        per_band = " UNION ALL ".join(
+            f"SELECT article_id FROM (SELECT article_id FROM article_bands WHERE band_key = ?"
+            f" ORDER BY article_id DESC LIMIT {PER_BAND}) k{i}" for i in range(len(band_keys)))
         return (f"SELECT a.id, a.signature FROM"
-                f" (SELECT article_id, COUNT(*) AS shared FROM article_bands"
-                f" WHERE band_key IN ({_marks(len(band_keys))})"
+                f" (SELECT article_id, COUNT(*) AS shared FROM ({per_band}) m"
                 f" GROUP BY article_id ORDER BY shared DESC, article_id LIMIT ?) b"
                 f" JOIN articles a ON a.id = b.article_id"
                 f" WHERE a.duplicate_of IS NULL ORDER BY b.shared DESC, a.id",
@@ -103,14 +111,22 @@ class SQLTransaction(Transaction):
     def story_query(band_keys: list[int], since: datetime, limit: int) -> tuple[str, list]:
         # story_bands carries the article's time: the window is a range in the
         # (band_key, fetched_at, article_id) index, so rows older than the window
-        # (or pruned) cost nothing.
+        # (or pruned) cost nothing; and, as in band_query, each band gives at most
+        # its PER_BAND newest rows, so a crowded band costs no more than another.
+        since_ts = ts(since)
+        per_band = " UNION ALL ".join(
+            f"SELECT article_id FROM (SELECT article_id FROM story_bands WHERE band_key = ?"
+            f" AND fetched_at >= ? ORDER BY fetched_at DESC, article_id DESC"
+            f" LIMIT {PER_BAND}) k{i}" for i in range(len(band_keys)))
+        params: list = []
+        for key in band_keys:
+            params += [key, since_ts]
         return (f"SELECT a.id, a.story_id, a.story_signature FROM"
-                f" (SELECT article_id, COUNT(*) AS shared FROM story_bands"
-                f" WHERE band_key IN ({_marks(len(band_keys))}) AND fetched_at >= ?"
+                f" (SELECT article_id, COUNT(*) AS shared FROM ({per_band}) m"
                 f" GROUP BY article_id ORDER BY shared DESC, article_id DESC LIMIT ?) s"
                 f" JOIN articles a ON a.id = s.article_id"
                 f" WHERE a.story_id IS NOT NULL ORDER BY s.shared DESC, a.id DESC",
-                list(band_keys) + [ts(since), limit])
+                params + [limit])
 
     def story_candidates(self, band_keys: list[int], since: datetime,
                          limit: int = 50) -> list[tuple[int, str, bytes]]:

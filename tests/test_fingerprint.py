@@ -274,3 +274,38 @@ def test_short_feed_items_from_one_template_are_not_taken_for_copies(tmp_path):
             verdicts.append(ingest(tx, article, Fingerprints.of(article), aliases=[], now=now).kind)
     store.close()
     assert verdicts == ["new"] * 4
+
+
+_WORDS = st.sampled_from("summit talks minister kishida kim pyongyang tokyo missile launch "
+                         "election market rain weather quake".split())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_WORDS, min_size=1, max_size=80))
+def test_signature_is_multiply_add_shift_minhash_of_the_shingles(words):
+    # The definition, written out: the signature's bytes are stored, so a faster
+    # computation must give exactly these values.
+    import hashlib
+
+    import numpy as np
+    text = " ".join(words)
+    units = fp.shingles(text)
+    x = np.array([int.from_bytes(hashlib.blake2b(u.encode(), digest_size=4).digest(), "little")
+                  for u in units], dtype=np.uint64)
+    a, b = fp._PERM
+    expected = ((np.multiply.outer(a.ravel(), x) + b) >> np.uint64(32)).min(axis=1)
+    assert fp.signature(text).values.tolist() == expected.astype(np.uint32).tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(_WORDS, min_size=0, max_size=30), min_size=0, max_size=12),
+       st.lists(_WORDS, min_size=0, max_size=30), st.sampled_from([0.0, 0.3, 0.5, 0.9]))
+def test_best_match_is_the_most_similar_stored_signature_first_of_equals(texts, text, threshold):
+    sig = fp.signature(" ".join(text))
+    stored = [fp.signature_to_bytes(fp.signature(" ".join(t))) for t in texts]
+    expected = None
+    for i, blob in enumerate(stored):
+        sim = fp.similarity(sig, fp.signature_from_bytes(blob))
+        if sim >= threshold and (expected is None or sim > expected[1]):
+            expected = (i, sim)
+    assert fp.best_match(sig, stored, threshold) == expected

@@ -1,0 +1,208 @@
+"""A first pass over generated feeds, all entries new (``fetch_articles = false``),
+against the bare loop: httpx GET + feedparser.parse with the project's options.
+
+    .venv/bin/python bench/bench_new_entries.py [--feeds 2000] [--entries 20]
+        [--repeat 3] [--workers N] [--profile] [--templated]
+
+CPU seconds are the process's own plus its reaped children's (the worker pool's
+fork server and workers are reaped at the end of ``check-now``), so a pool's work
+counts. Each repeat measures the bare loop and ``check-now`` on a fresh store, back
+to back; the figures are medians. Peak RSS is the process's high-water mark
+(``ru_maxrss``) and, with a pool, the largest child's.
+
+``--profile`` runs one extra pass under pyinstrument with ``workers = 1`` (so every
+step is in this process) and writes ``bench/profiles/new_entries.txt`` (the call
+tree) and prints the top functions by self time.
+
+``--templated``: texts drawn from a vocabulary of about 70 words (weather, market and
+sports templates), the case where many articles look alike (issue item 5); compare
+with a varied run of the same size.
+
+Target: check-now CPU <= 3x the bare loop's; about 1 ms of our own CPU per new entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._common import (StaticServer, check_now, emit, generated_text, header,  # noqa: E402
+                           median, verdict, write_config)
+
+TEMPLATE_WORDS = ("temperature high low wind north south east west rain snow sunny cloudy "
+                  "showers degrees forecast today tomorrow morning evening night humidity "
+                  "index points shares market closed opened rose fell percent stock bond "
+                  "dollar yen euro trading volume match won lost draw goals score league "
+                  "team home away final half minute quake magnitude depth km region coast "
+                  "city reported time local update alert level warning issued expected "
+                  "chance").split()
+
+
+def generated_feeds(n: int, entries: int, *, templated: bool = False) -> list[tuple[str, bytes]]:
+    rng = random.Random(13)
+    now = datetime.now(timezone.utc)
+    vocab = TEMPLATE_WORDS if templated else None
+    feeds = []
+    for i in range(n):
+        items = []
+        for j in range(entries):
+            text = generated_text(rng, rng.randint(150, 350), vocab=vocab)
+            items.append(
+                f"<item><title>Report {i}-{j}: {escape(text[:60])}</title>"
+                f"<link>https://site{i}.example/news/{j}</link>"
+                f"<guid>https://site{i}.example/news/{j}</guid>"
+                f"<pubDate>{format_datetime(now - timedelta(hours=j))}</pubDate>"
+                f"<description>{escape(text)}</description></item>")
+        feeds.append((f"gen{i:05d}", (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Generated {i}</title><link>https://site{i}.example/</link>"
+            + "".join(items) + "</channel></rss>").encode()))
+    return feeds
+
+
+def cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+async def bare_loop(urls: list[str], concurrency: int) -> int:
+    import feedparser
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    entries = 0
+
+    async def one(client: httpx.AsyncClient, url: str) -> None:
+        nonlocal entries
+        async with sem:
+            r = await client.get(url)
+            parsed = feedparser.parse(r.content, sanitize_html=False, resolve_relative_uris=False,
+                                      response_headers={"content-location": url,
+                                                        "content-type": r.headers.get(
+                                                            "content-type", "")})
+            entries += len(parsed.entries)
+
+    async with httpx.AsyncClient(timeout=300,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(one(client, u) for u in urls))
+    return entries
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--feeds", type=int, default=2000)
+    ap.add_argument("--entries", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--templated", action="store_true")
+    args = ap.parse_args()
+
+    header("bench_new_entries: first pass, every entry new, vs bare httpx+feedparser")
+    feeds = generated_feeds(args.feeds, args.entries, templated=args.templated)
+    size = sum(len(b) for _, b in feeds)
+    print(f"   feeds: {len(feeds)} x {args.entries} entries"
+          f" ({'templated, ~70 words' if args.templated else 'varied'}), {size / 1e6:.1f} MB")
+    routes = {f"/feeds/{name}": ("application/rss+xml", body) for name, body in feeds}
+    del feeds
+    runs = []
+    with StaticServer(routes, n_hosts=len(routes)) as srv:
+        urls = [srv.url(path, i) for i, path in enumerate(routes)]
+        sources = [{"name": f"f{i:05d}", "kind": "feed", "url": u, "fetch_articles": False}
+                   for i, u in enumerate(urls)]
+        for run in range(args.repeat + (1 if args.profile else 0)):
+            profiling = args.profile and run == args.repeat
+            tmp = Path(tempfile.mkdtemp(prefix="bench-new-"))
+            try:
+                config = write_config(tmp / "monitor.toml", sources,
+                                      f"sqlite:///{tmp / 'monitor.db'}",
+                                      concurrency=args.concurrency,
+                                      workers=1 if profiling else args.workers)
+                if profiling:
+                    profile(config)
+                    continue
+                c0, w0 = cpu(), time.perf_counter()
+                entries = asyncio.run(bare_loop(urls, args.concurrency))
+                bare_cpu, bare_wall = cpu() - c0, time.perf_counter() - w0
+                c0, w0 = cpu(), time.perf_counter()
+                _, code, summary = check_now(config)
+                ours_cpu, ours_wall = cpu() - c0, time.perf_counter() - w0
+                new = summary.get("new_articles") or 0
+                runs.append({"bare_cpu": bare_cpu, "bare_wall": bare_wall, "cpu": ours_cpu,
+                             "wall": ours_wall, "entries": entries, "new": new, "code": code})
+                print(f"   run {run + 1}: bare {bare_cpu:7.2f} CPU s ({bare_wall:6.2f} wall),"
+                      f" check-now {ours_cpu:7.2f} CPU s ({ours_wall:6.2f} wall),"
+                      f" {entries} entries, {new} new, ratio {ours_cpu / bare_cpu:.2f}x")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    if not runs:
+        return 0
+    bare_cpu = median([r["bare_cpu"] for r in runs])
+    ours_cpu = median([r["cpu"] for r in runs])
+    ratio = median([r["cpu"] / r["bare_cpu"] for r in runs])
+    new = max(r["new"] for r in runs) or 1
+    own_ms = (ours_cpu - bare_cpu) / new * 1000
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"   median: bare {bare_cpu:.2f} CPU s, check-now {ours_cpu:.2f} CPU s,"
+          f" ratio {ratio:.2f}x; our own CPU {own_ms:.2f} ms per new entry;"
+          f" peak RSS {peak_self:.0f} MB (largest child {peak_child:.0f} MB)")
+    print(f"   target CPU <= 3x bare: {verdict(ratio, 3.0, at_most=True)}")
+    emit("new_entries", {"feeds": args.feeds, "entries_per_feed": args.entries,
+                         "templated": args.templated, "bytes": size, "runs": runs,
+                         "bare_cpu_s": bare_cpu, "cpu_s": ours_cpu, "ratio": ratio,
+                         "own_ms_per_entry": own_ms, "peak_rss_mb": peak_self,
+                         "peak_child_rss_mb": peak_child, "met": ratio <= 3.0})
+    return 0
+
+
+def profile(config: Path) -> None:
+    from pyinstrument import Profiler
+
+    out = Path(__file__).resolve().parent / "profiles"
+    out.mkdir(exist_ok=True)
+    profiler = Profiler(interval=0.002, async_mode="disabled")
+    profiler.start()
+    check_now(config)
+    profiler.stop()
+    (out / "new_entries.txt").write_text(profiler.output_text(unicode=False, show_all=False),
+                                         encoding="utf-8")
+    session = profiler.last_session
+    self_time: dict[str, float] = {}
+
+    def walk(frame) -> None:
+        if frame is None:
+            return
+        key = f"{frame.function} ({Path(frame.file_path or '?').name}:{frame.line_no})"
+        self_time[key] = self_time.get(key, 0.0) + frame.total_self_time
+        for child in frame.children:
+            walk(child)
+
+    walk(session.root_frame() if hasattr(session, "root_frame") else profiler.root_frame())
+    total = sum(self_time.values()) or 1
+    print("   profile (workers = 1), top self time:")
+    lines = []
+    for key, t in sorted(self_time.items(), key=lambda kv: -kv[1])[:25]:
+        lines.append(f"      {100 * t / total:5.1f} %  {t:6.2f} s  {key}")
+    print("\n".join(lines))
+    with open(out / "new_entries.txt", "a", encoding="utf-8") as f:
+        f.write("\nTop self time:\n" + "\n".join(lines) + "\n")
+    print(f"   call tree: {out / 'new_entries.txt'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Self and inclusive shares of a py-spy raw profile (collapsed stacks), as in
+bench/profiles/*.txt:  .venv/bin/python bench/spy_summary.py out.txt"""
+import sys, collections
+self_t=collections.Counter(); incl=collections.Counter(); total=0
+for line in open(sys.argv[1]):
+    stack, _, n = line.rstrip().rpartition(' ')
+    n=int(n); frames=stack.split(';'); total+=n
+    # skip idle
+    self_t[frames[-1]]+=n
+    for f in set(frames): incl[f]+=n
+print("total samples", total)
+for f,n in self_t.most_common(40): print(f"{100*n/total:5.1f}% self {f[:150]}")
+print('---- inclusive')
+for f,n in incl.most_common(100): print(f"{100*n/total:5.1f}% incl {f[:150]}")

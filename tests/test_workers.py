@@ -1,0 +1,78 @@
+"""The worker pool's processes belong to the run that started them: when `check-now`
+exits, its fork server and workers have exited and been reaped, so `time`, cgroups
+and the operating system's accounting charge it all the CPU it used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.newsroom import PAIRS, Site, Story, rss20
+
+
+# Run as a child subreaper: whatever the run leaves behind when it exits is handed to
+# this process instead of to init, and is counted here.
+_REAPER = r"""
+import ctypes, json, os, subprocess, sys
+PR_SET_CHILD_SUBREAPER = 36
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1) != 0:
+    sys.exit(77)
+run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+orphans = 0
+while True:
+    try:
+        pid, _ = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    orphans += 1
+print(json.dumps({"code": run.returncode, "out": run.stdout, "err": run.stderr,
+                  "orphans": orphans}))
+"""
+
+
+def test_check_now_with_a_pool_leaves_no_process_behind(project, http_server):
+    wire = Site(http_server, "Asia Wire", "/wire")
+    feeds = []
+    for n in range(12):   # more jobs than the pool waits for before it starts
+        story = Story.from_file(f"summit-{n}", PAIRS / "en_original.txt")
+        feeds.append((f"wire{n}", wire.feed(f"/rss{n}.xml",
+                                            rss20([(story, wire.publish(story))]),
+                                            "application/rss+xml")))
+    sources = "".join(f'\n[[sources]]\nname = "{name}"\nkind = "feed"\nurl = "{url}"\n'
+                      'fetch_articles = false\n' for name, url in feeds)
+    project.write(f"""
+[monitor]
+workers = 2
+per_host_delay = 0
+allow_private_networks = true
+
+[storage]
+url = "sqlite:///data/monitor.db"
+{sources}
+[[rules]]
+name = "summit"
+query = 'summit'
+notify = ["archive"]
+
+[[notifiers]]
+name = "archive"
+kind = "jsonl"
+path = "data/alerts.jsonl"
+""")
+    proc = subprocess.run([sys.executable, "-c", _REAPER, sys.executable,
+                           str(ROOT / "run_monitor.py"), "--config", str(project.config),
+                           "check-now", "--json"],
+                          cwd=project.path, capture_output=True, text=True, timeout=120)
+    if proc.returncode == 77:
+        pytest.skip("no child subreaper on this system")
+    run = json.loads(proc.stdout)
+
+    assert run["code"] == 0, run["err"]
+    assert [s["status"] for s in json.loads(run["out"])["sources"]] == ["ok"] * 12
+    # An orphaned fork server or worker would have been handed to the reaper: none is,
+    # so the run's own process accounted for every one of them.
+    assert run["orphans"] == 0
