@@ -87,6 +87,9 @@ class Workers:
         and the resource tracker are stopped and reaped too (``_stop_helpers``)."""
         if self._pool is None:
             if self._started:
+                # A pool closed at once earlier may still hold semaphores: collected
+                # first, they unregister before the resource tracker is stopped.
+                gc.collect()
                 _stop_helpers()
             return
         pool, self._pool = self._pool, None
