@@ -39,6 +39,7 @@ import codecs
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -104,19 +105,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
         detail = f" ({reason})" if reason else ""
         raise ParseError(f"not a feed: no RSS or Atom root element{detail}")
 
-    entries: list[Entry] = []
-    seen: set[str] = set()
-    for raw in parsed.entries:
-        entry = _entry(raw, url, now)
-        if entry is None:
-            continue
-        key = entry.guid or entry.url or ""
-        if key in seen:
-            continue
-        seen.add(key)
-        entries.append(entry)
-        if len(entries) >= MAX_ENTRIES:
-            break
+    entries = _distinct(_entry(raw, url, now) for raw in parsed.entries)
     feed = parsed.feed
     title = _clip(_field_text(feed.get("title_detail"), feed.get("title", "")), "feed_title")
     return ParsedFeed(title=title, entries=entries, ttl_seconds=_ttl(feed))
@@ -448,21 +437,8 @@ def _parse_json_feed(body: bytes, url: str, now: datetime) -> ParsedFeed:
     if not isinstance(version, str) or not _JSON_FEED_VERSION.match(version.strip()):
         raise ParseError("not a feed: JSON, but not a JSON Feed (no jsonfeed.org \"version\")")
     feed_author = _json_author(data)
-    entries: list[Entry] = []
-    seen: set[str] = set()
-    for raw in data["items"]:
-        if not isinstance(raw, dict):
-            continue
-        entry = _json_entry(raw, url, now, feed_author)
-        if entry is None:
-            continue
-        key = entry.guid or entry.url or ""
-        if key in seen:
-            continue
-        seen.add(key)
-        entries.append(entry)
-        if len(entries) >= MAX_ENTRIES:
-            break
+    entries = _distinct(_json_entry(raw, url, now, feed_author)
+                        for raw in data["items"] if isinstance(raw, dict))
     return ParsedFeed(title=_clip(clean_text(_json_str(data, "title")), "feed_title"),
                       entries=entries)
 
@@ -540,3 +516,21 @@ def _json_date(raw: dict, now: datetime) -> datetime | None:
         when = when.astimezone(timezone.utc)
         return None if when > now + FUTURE_TOLERANCE else when
     return None
+
+
+def _distinct(candidates: Iterable[Entry | None]) -> list[Entry]:
+    """The entries, each GUID (else URL) once, at most ``MAX_ENTRIES``; the same
+    for every kind of feed. Entries are parsed lazily, so the cap saves the rest."""
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for entry in candidates:
+        if entry is None:
+            continue
+        key = entry.guid or entry.url or ""
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(entry)
+        if len(entries) >= MAX_ENTRIES:
+            break
+    return entries
