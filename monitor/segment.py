@@ -116,8 +116,8 @@ def _chinese_boundaries(runs: list[str]) -> list[list[int]]:
     out: list[list[int]] = []
     for run in runs:
         cuts = {start for _, start, _ in rjieba.tokenize(run)}
-        cuts |= {start for _, start, _ in rjieba.tokenize(run, mode="search")}
-        cuts |= {end for _, _, end in rjieba.tokenize(run, mode="search")}
+        for _, start, end in rjieba.tokenize(run, mode="search"):
+            cuts.update((start, end))
         out.append(sorted(c for c in cuts if 0 < c < len(run)))
     return out
 
