@@ -2,7 +2,7 @@
 
 import sys
 
-from monitor.cli import main
+from monitor.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -205,11 +205,11 @@ def write_config(path: Path, sources: list[dict], storage_url: str, *, concurren
 
 
 def check_now(config_path: Path) -> tuple[float, int, dict]:
-    """Run `check-now --json` in-process through monitor.cli.main; (seconds, exit code, summary)."""
+    """Run `check-now --json` in-process through monitor.cli.main.main; (seconds, exit code, summary)."""
     import contextlib
     import io
 
-    from monitor.cli import main
+    from monitor.cli.main import main
     out = io.StringIO()
     t = time.perf_counter()
     with contextlib.redirect_stdout(out):

@@ -4,7 +4,7 @@ vs bare trafilatura.extract on the same pages, served on loopback.
     .venv/bin/python bench/bench_articles.py [--limit N] [--skip-stages]
 
 Pages: $BENCH_DATA/articles/html/*.html.gz (or ../shared/bench-data), else
-generated pages. One feed lists every page; `check-now` (monitor.cli.main,
+generated pages. One feed lists every page; `check-now` (monitor.cli.main.main,
 in-process) runs with fetch_articles = true, on a fresh SQLite store each time.
 
 Runs, all in the same process and session:
@@ -105,10 +105,10 @@ def stages(pages: list[tuple[str, bytes]], urls: list[str]) -> dict:
     """Sequential per-stage times (ms per article), no HTTP."""
     import trafilatura
 
-    from monitor.dedup import Fingerprints, ingest
-    from monitor.extract import extract_article
+    from monitor.dedup.ingest import Fingerprints, ingest
+    from monitor.text.extract import extract_article
     from monitor.models import Article
-    from monitor.query import Document, RuleSet, compile_query
+    from monitor.match.query import Document, RuleSet, compile_query
     from bench._common import default_rules
     from storage import open_store
 

@@ -6,7 +6,7 @@ SQLite and PostgreSQL, plus recall on planted near-copies and false positives.
 
 Population (fast, in bulk, straight into the project's own schema, made by
 open_store's migrations): --real articles get real fingerprints
-(monitor.dedup.Fingerprints.of) of real texts (the bench-data ground-truth
+(monitor.dedup.ingest.Fingerprints.of) of real texts (the bench-data ground-truth
 bodies when present) and generated texts (a unigram model of the same vocabulary);
 the rest up to each size are synthetic rows with random signatures and random
 64-bit band keys (what band keys of unrelated articles look like), inserted with
@@ -19,7 +19,7 @@ Queries, after each size is loaded: --queries near-copies of stored real article
 (a paragraph cut, a boilerplate line added, 2.5 % of the words changed) and
 --queries distinct unseen articles. Timed, each inside store.exclusive (rolled back):
   lookup  = article_id_by_url + article_id_by_hash + band_candidates + similarity
-  ingest  = the whole monitor.dedup.ingest (lookup, story, insert), rolled back
+  ingest  = the whole monitor.dedup.ingest.ingest (lookup, story, insert), rolled back
 Fingerprints.of (pure CPU, outside the transaction) is timed apart.
 Targets: lookup p99 <= 10 ms at 10^6; recall on copies >= 0.95; false positives 0.
 """
@@ -47,8 +47,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import bench_data, emit, generated_text, header, pct, verdict  # noqa: E402
 
-from monitor import fingerprint  # noqa: E402
-from monitor.dedup import Fingerprints, ingest  # noqa: E402
+from monitor.dedup import fingerprint  # noqa: E402
+from monitor.dedup.ingest import Fingerprints, ingest  # noqa: E402
 from monitor.models import Article  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

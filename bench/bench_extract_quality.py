@@ -1,6 +1,6 @@
 """Extraction quality on the bench-data article pages, with that benchmark's own
 measure: word 4-gram shingles (tokens = \\w+), tp/fp/fn counted with multiplicity,
-F1 between monitor.extract.extract_article(...).text and the ground-truth body.
+F1 between monitor.text.extract.extract_article(...).text and the ground-truth body.
 
     .venv/bin/python bench/bench_extract_quality.py [--limit N] [--worst 10] [--bare]
 
@@ -87,7 +87,7 @@ def main() -> int:
               " quality needs labelled pages, generated pages would measure nothing.")
         emit("extract_quality", {"skipped": True})
         return 0
-    from monitor.extract import extract_article
+    from monitor.text.extract import extract_article
     truth = json.loads((folder / "ground-truth.json").read_text(encoding="utf-8"))
     keys = sorted(truth)[:args.limit]
     ours, bare, none = [], [], 0

@@ -1,4 +1,4 @@
-"""Feed path of check-now (monitor.cli.main, in-process, temp config and SQLite store) vs a bare httpx GET + feedparser.parse loop, same feeds,
+"""Feed path of check-now (monitor.cli.main.main, in-process, temp config and SQLite store) vs a bare httpx GET + feedparser.parse loop, same feeds,
 same concurrency, served on loopback (many 127.0.0.x hosts) by a server process.
 
     .venv/bin/python bench/bench_feeds.py [--limit N] [--concurrency 16]
@@ -90,10 +90,10 @@ def summarise(summary: dict) -> dict:
 
 
 async def profile_parse(feeds: list[tuple[str, bytes]]) -> dict:
-    """Where the CPU of a feed goes: feedparser alone vs monitor.feeds.parse_feed."""
+    """Where the CPU of a feed goes: feedparser alone vs monitor.sources.feeds.parse_feed."""
     import feedparser
 
-    from monitor import feeds as mfeeds
+    from monitor.sources import feeds as mfeeds
     from monitor.errors import ParseError
     t = time.perf_counter()
     for _, body in feeds:
@@ -119,7 +119,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None,
                     help="[monitor] workers for check-now (default: the project's default)")
     ap.add_argument("--profile", action="store_true",
-                    help="also time feedparser.parse vs monitor.feeds.parse_feed offline")
+                    help="also time feedparser.parse vs monitor.sources.feeds.parse_feed offline")
     args = ap.parse_args()
 
     header("bench_feeds: check-now feed path vs bare httpx+feedparser")
@@ -156,7 +156,7 @@ def main() -> int:
         prof = asyncio.run(profile_parse(feeds)) if args.profile else None
         if prof:
             print(f"   offline parse: feedparser {prof['feedparser_s']:.2f} s,"
-                  f" monitor.feeds.parse_feed {prof['parse_feed_s']:.2f} s"
+                  f" monitor.sources.feeds.parse_feed {prof['parse_feed_s']:.2f} s"
                   f" ({prof['parse_feed_s'] / prof['feedparser_s']:.2f}x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -34,7 +34,7 @@ except ImportError:
     sys.exit("bench_parsers needs the bench extra: pip install -e '.[bench]'")
 from typing import Any  # noqa: E402
 
-from monitor import feeds  # noqa: E402
+from monitor.sources import feeds  # noqa: E402
 from monitor.errors import ParseError  # noqa: E402
 
 FIELDS = ("url", "guid", "title", "summary", "content", "published", "author")
@@ -180,7 +180,7 @@ def _feed(f: Any) -> dict:
 # ---------------------------------------------------------------- runs
 
 class _Shim:
-    """Stands for the feedparser module inside ``monitor.feeds``."""
+    """Stands for the feedparser module inside ``monitor.sources.feeds``."""
 
     def __init__(self, raw):
         self.raw = raw

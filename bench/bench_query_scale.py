@@ -25,7 +25,7 @@ import time
 
 from _common import emit, header
 
-from monitor.query import Document, compile_query
+from monitor.match.query import Document, compile_query
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:

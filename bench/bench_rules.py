@@ -79,7 +79,7 @@ def make_rule(rng: random.Random) -> str:
 
 def make_rules(n: int, seed: int = 11) -> list[tuple[str, object]]:
     from monitor.errors import QueryError
-    from monitor.query import compile_query
+    from monitor.match.query import compile_query
     rng = random.Random(seed)
     out = []
     while len(out) < n:
@@ -122,7 +122,7 @@ def main() -> int:
     ap.add_argument("--counts", default="1,10,100,1000")
     ap.add_argument("--repeat", type=int, default=3, help="passes over the articles per count")
     args = ap.parse_args()
-    from monitor.query import Document, RuleSet
+    from monitor.match.query import Document, RuleSet
 
     header("bench_rules: RuleSet.match per article vs number of rules")
     docs, origin = load_docs()

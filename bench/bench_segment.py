@@ -1,7 +1,7 @@
 """Japanese word segmentation: which analyser, by accuracy on our terms and by speed.
 
 A Japanese query term matches where the text's words spell it out, starting
-and ending on word boundaries (``monitor.segment``). So what matters in an
+and ending on word boundaries (``monitor.text.segment``). So what matters in an
 analyser is that the terms a rule writer uses (names, titles, the words for a
 summit, the abductees) start and end on its boundaries wherever the text has
 them, and that "wrong" substrings (金 inside 金曜日) do not.
@@ -11,7 +11,7 @@ vocabulary of the story), this counts:
 
 - aligned: occurrences of each probe term (as a substring) that the matcher
   accepts: starting on a word boundary and ending on one (or, for a term of 3
-  characters or more, anywhere: ``monitor.query.LOOSE_END``); the share of all
+  characters or more, anywhere: ``monitor.match.query.LOOSE_END``); the share of all
   occurrences is the recall a rule would get from that term;
 - false: occurrences of a term inside a context where it is not the word
   (金 in 金曜, 正恩 in 金正恩) that the matcher would accept;
@@ -42,7 +42,7 @@ PROBES = ["金正恩", "金与正", "岸田", "石破", "高市", "首相", "総
 NEGATIVE = [("金曜", "金"), ("金正恩", "正恩"), ("首脳会談", "脳会"), ("拉致被害", "致被"),
             ("日朝首脳", "朝首"), ("北朝鮮", "朝鮮"), ("金与正", "与正"), ("金正恩", "金正"),
             ("首相官邸", "相官"), ("訪朝", "朝"), ("拉致問題", "致問")]
-LOOSE_END = 3     # as monitor.query: a term this long may end inside a word
+LOOSE_END = 3     # as monitor.match.query: a term this long may end inside a word
 
 
 def texts() -> list[str]:
@@ -144,7 +144,7 @@ def main() -> None:
               f"false {false}/{neg_total}   {figures['kchars_per_cpu_s']} kchar/CPU s   "
               f"misaligned: {figures['misaligned_terms']}")
 
-    from monitor.query import Document
+    from monitor.match.query import Document
 
     english = ("Prime Minister Kishida said on Tuesday that he wants a summit with North "
                "Korean leader Kim Jong Un at an early date, and the families of the abductees "

@@ -36,11 +36,11 @@ async def probe(stalls: list[float], stop: asyncio.Event) -> None:
 
 
 async def one_pass(config_path: Path, workers: int | None) -> tuple[float, list[float], dict]:
-    from monitor.cli import _fetch_policy
+    from monitor.cli.main import _fetch_policy
     from monitor.config import load_config
-    from monitor.fetch import Fetcher
-    from monitor.pipeline import Pipeline
-    from monitor.workers import Workers
+    from monitor.sources.fetch import Fetcher
+    from monitor.pipeline.orchestrator import Pipeline
+    from monitor.pipeline.workers import Workers
     from storage import open_store
 
     config = load_config(config_path)

@@ -33,10 +33,10 @@ def main() -> int:
     args = ap.parse_args()
     header("profile_stages: per-entry CPU of each step")
 
-    from monitor.dedup import Fingerprints, ingest
-    from monitor.feeds import parse_feed
+    from monitor.dedup.ingest import Fingerprints, ingest
+    from monitor.sources.feeds import parse_feed
     from monitor.models import Article
-    from monitor.query import Document, RuleSet, compile_query
+    from monitor.match.query import Document, RuleSet, compile_query
     from storage import open_store
 
     feeds = generated_feeds(args.feeds, 20, templated=args.templated)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from monitor import defaults
 from monitor.errors import ConfigError, QueryError
-from monitor.quiet import parse_quiet_hours
+from monitor.delivery.quiet import parse_quiet_hours
 
 DEFAULT_PATH = "config/monitor.toml"
 
@@ -56,7 +56,7 @@ class MonitorSettings:
     # Entries published longer ago than this are stored but raise no alert, so a
     # newly added source with years of archive does not flood anyone.
     max_age: float = 7 * 86400.0
-    # The polling policy (monitor.polling): adaptive intervals stay within these.
+    # The polling policy (monitor.sources.polling): adaptive intervals stay within these.
     min_interval: float = 60.0
     max_interval: float = 6 * 3600.0
     adaptive: bool = True
@@ -571,7 +571,7 @@ def _parse_web(r: _Reader) -> WebSettings:
 
 
 def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _Reader]:
-    from monitor.links import compile_link_pattern
+    from monitor.sources.links import compile_link_pattern
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"
@@ -601,7 +601,7 @@ def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _
 
 
 def _parse_rule(r: _Reader) -> tuple[RuleConfig, _Reader]:
-    from monitor.query import compile_query
+    from monitor.match.query import compile_query
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"
@@ -618,7 +618,7 @@ def _parse_rule(r: _Reader) -> tuple[RuleConfig, _Reader]:
 
 
 def _parse_notifier(r: _Reader) -> tuple[NotifierConfig, _Reader]:
-    from monitor.notifiers import notifier_class
+    from monitor.delivery.notifiers import notifier_class
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"

@@ -80,7 +80,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX deliveries_lease ON deliveries (lease_owner)",
     ],
     [
-        # The folded text (monitor.textnorm.normalise of title and text), for a
+        # The folded text (monitor.text.normalise.normalise of title and text), for a
         # substring prefilter in `search`; NULL on articles stored before it.
         "ALTER TABLE articles ADD COLUMN search_text TEXT",
     ],

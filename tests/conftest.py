@@ -37,7 +37,7 @@ class CliResult:
 
 def run_cli(*args: str, cwd: Path) -> CliResult:
     """Run the command line in this process, as `python run_monitor.py ARGS` would."""
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     old = os.getcwd()

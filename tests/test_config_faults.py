@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.cli import _fetch_policy
+from monitor.cli.main import _fetch_policy
 from monitor.config import load_config
-from monitor.fetch import FetchPolicy
+from monitor.sources.fetch import FetchPolicy
 
 
 def test_fetch_defaults_are_those_of_a_configuration_that_leaves_them_out(tmp_path):

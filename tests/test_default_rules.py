@@ -102,13 +102,13 @@ def _article(name: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def rules():
-    query = pytest.importorskip("monitor.query")
+    query = pytest.importorskip("monitor.match.query")
     return {r["name"]: query.compile_query(r["query"], rule=r["name"])
             for r in _config()["rules"]}
 
 
 def _fired(rules, title: str, text: str, url: str = "https://example.org/a") -> dict:
-    from monitor.query import Document
+    from monitor.match.query import Document
 
     doc = Document.build(title=title, text=text, source="test", url=url)
     return {name: m for name, q in rules.items() if (m := q.match(doc)) is not None}
@@ -148,7 +148,7 @@ def test_config_shape():
 
 def test_config_loads_with_the_project_loader():
     """The shipped file passes the project's own validation (rules compile)."""
-    pytest.importorskip("monitor.query")
+    pytest.importorskip("monitor.match.query")
     config = pytest.importorskip("monitor.config")
     loaded = config.load_config(CONFIG, env={})
     assert {r.name for r in loaded.rules} == {SUMMIT, ABDUCTEES}

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.deliver import BACKOFF_BASE, BACKOFF_CAP, backoff, digest_due
+from monitor.delivery.outbox import BACKOFF_BASE, BACKOFF_CAP, backoff, digest_due
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.test_outbox import Hook, config
 

@@ -1,4 +1,4 @@
-"""monitor.extract: an article page into its headline, text and metadata."""
+"""monitor.text.extract: an article page into its headline, text and metadata."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.extract import decode_html, extract_article
+from monitor.text.extract import decode_html, extract_article
 
 PAGES = Path(__file__).parent / "testdata" / "pages"
 NOW = datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""monitor.feeds, monitor.links, monitor.sitemaps: sources into entries."""
+"""monitor.sources.feeds, monitor.sources.links, monitor.sources.sitemaps: sources into entries."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ConfigError, ParseError
-from monitor.feeds import MAX_ENTRIES, parse_feed
-from monitor.links import discover_links
-from monitor.sitemaps import parse_sitemap
+from monitor.sources.feeds import MAX_ENTRIES, parse_feed
+from monitor.sources.links import discover_links
+from monitor.sources.sitemaps import parse_sitemap
 
 DATA = Path(__file__).parent / "testdata"
 NOW = datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""monitor.fetch against a real HTTP server on loopback (tests/servers.py)."""
+"""monitor.sources.fetch against a real HTTP server on loopback (tests/servers.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 
 from monitor.errors import (BlockedAddress, FetchError, FetchTimeout, HTTPStatusError, TooLarge,
                             TooManyRedirects)
-from monitor.fetch import Fetcher, FetchPolicy, Response, guarded_transport, parse_retry_after
-from monitor.netguard import is_public_address, non_global_reason, parse_ip
+from monitor.sources.fetch import Fetcher, FetchPolicy, Response, guarded_transport, parse_retry_after
+from monitor.sources.netguard import is_public_address, non_global_reason, parse_ip
 from tests.servers import LoopbackServer, Request, closed_port, deflate_bytes, gzip_bytes
 
 T = TypeVar("T")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from monitor import fingerprint as fp
-from monitor.textnorm import normalise
+from monitor.dedup import fingerprint as fp
+from monitor.text.normalise import normalise
 
 PAIRS = Path(__file__).parent / "testdata" / "pairs"
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +237,7 @@ def test_signature_is_the_same_in_another_process():
     text = normalise(load("ja_original")[1] + " " + load("en_original")[1])
     title, body = load("en_rewrite")
     code = (
-        "import sys; from monitor import fingerprint as fp\n"
+        "import sys; from monitor.dedup import fingerprint as fp\n"
         "text = sys.stdin.read()\n"
         "sig = fp.signature(text)\n"
         f"st = fp.story_signature({title!r}, {body!r})\n"
@@ -259,7 +259,7 @@ def test_short_feed_items_from_one_template_are_not_taken_for_copies(tmp_path):
     """Headline-and-summary items differ in a word or two; each must stay an article."""
     from datetime import datetime, timezone
 
-    from monitor.dedup import Fingerprints, ingest
+    from monitor.dedup.ingest import Fingerprints, ingest
     from monitor.models import Article
     from storage import open_store
 

@@ -7,7 +7,7 @@ from importlib.metadata import version
 
 import pytest
 
-from monitor.cli import build_parser
+from monitor.cli.main import build_parser
 from tests.conftest import run_cli
 
 

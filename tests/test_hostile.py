@@ -547,9 +547,9 @@ def test_article_link_to_a_private_address_is_blocked(tmp_path, http_server, wir
     other non-global address keeps the default policy. The pipeline is the real one.
     """
     from monitor.config import load_config
-    from monitor.fetch import Fetcher, FetchPolicy, guarded_transport
-    from monitor.netguard import is_public_address
-    from monitor.pipeline import Pipeline
+    from monitor.sources.fetch import Fetcher, FetchPolicy, guarded_transport
+    from monitor.sources.netguard import is_public_address
+    from monitor.pipeline.orchestrator import Pipeline
     from storage import open_store
 
     story = Story.from_file("kishida-talks", PAIRS / "en_rewrite.txt",

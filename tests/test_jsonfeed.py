@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ParseError
-from monitor.feeds import MAX_CHARS, MAX_ENTRIES, parse_feed
+from monitor.sources.feeds import MAX_CHARS, MAX_ENTRIES, parse_feed
 from tests.newsroom import PAIRS, Site, Story, json_feed
 from tests.test_hostile import config as hostile_config
 

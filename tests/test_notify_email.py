@@ -20,7 +20,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertRecord
 from tests.conftest import make_alert
-from monitor.notifiers.email import EmailNotifier
+from monitor.delivery.notifiers.email import EmailNotifier
 
 PASSWORD = "s3cret-Pa55word"
 

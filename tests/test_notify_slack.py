@@ -9,10 +9,10 @@ import socket
 import pytest
 
 from monitor.errors import ConfigError, DeliveryError
-from monitor.fetch import Fetcher, FetchPolicy
+from monitor.sources.fetch import Fetcher, FetchPolicy
 from monitor.models import AlertRecord
 from tests.conftest import make_alert
-from monitor.notifiers.slack import SlackNotifier
+from monitor.delivery.notifiers.slack import SlackNotifier
 from tests.fake_slack import TOKEN, FakeSlack
 
 HOSTILE_TITLE = "<!channel> <@U1> <https://evil.example|x> & co"

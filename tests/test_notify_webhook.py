@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from monitor.errors import ConfigError, DeliveryError
-from monitor.fetch import Fetcher, FetchPolicy
+from monitor.sources.fetch import Fetcher, FetchPolicy
 from monitor.models import AlertRecord
 from tests.conftest import make_alert
-from monitor.notifiers.webhook import WebhookNotifier
+from monitor.delivery.notifiers.webhook import WebhookNotifier
 
 SECRET = "whsec-do-not-leak-42"
 

@@ -108,9 +108,9 @@ def test_the_daemon_retries_a_failed_delivery_only_after_its_backoff(project, ht
                                                                      summit_feed):
     import asyncio
 
-    from monitor.cli import _fetcher, build_notifiers
+    from monitor.cli.main import _fetcher, build_notifiers
     from monitor.config import load_config
-    from monitor.deliver import deliver_pending
+    from monitor.delivery.outbox import deliver_pending
     from storage import open_store
 
     hook = Hook(http_server)

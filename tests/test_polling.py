@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.polling import PollOutcome, PollPolicy, adaptive_interval, next_poll, poll_delay
+from monitor.sources.polling import PollOutcome, PollPolicy, adaptive_interval, next_poll, poll_delay
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0

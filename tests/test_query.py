@@ -6,8 +6,8 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from monitor.errors import QueryError
-from monitor.query import (And, Document, Near, Not, Or, RuleSet, Term, compile_query)
-from monitor.textnorm import fold, tokenize
+from monitor.match.query import (And, Document, Near, Not, Or, RuleSet, Term, compile_query)
+from monitor.text.normalise import fold, tokenize
 
 TITLE = "Kishida seeks summit with Kim Jong-un"
 TEXT = ("Japanese Prime Minister Fumio Kishida said on Tuesday he wants a summit with "

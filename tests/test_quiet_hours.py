@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.quiet import parse_quiet_hours, quiet_until
+from monitor.delivery.quiet import parse_quiet_hours, quiet_until
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.test_check_now import config
 

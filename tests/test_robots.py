@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import pytest
 
-from monitor.fetch import Fetcher, FetchPolicy
-from monitor.robots import MAX_ROBOTS_BYTES, RobotsCache, product_token
+from monitor.sources.fetch import Fetcher, FetchPolicy
+from monitor.sources.robots import MAX_ROBOTS_BYTES, RobotsCache, product_token
 from tests.servers import LoopbackServer, Reply, Request, closed_port
 
 T = TypeVar("T")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.dedup import Fingerprints, ingest
+from monitor.dedup.ingest import Fingerprints, ingest
 from monitor.models import Article
-from monitor.query import Document, compile_query
+from monitor.match.query import Document, compile_query
 from storage import open_store
 from tests.newsroom import PAIRS, RULE_TEXTS, load_text
 

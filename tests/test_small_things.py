@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from monitor.notifiers import render
-from monitor.notifiers.apprise import message
-from monitor.notifiers.email import EmailNotifier
-from monitor.notifiers.slack import alert_message
+from monitor.delivery.notifiers import render
+from monitor.delivery.notifiers.apprise import message
+from monitor.delivery.notifiers.email import EmailNotifier
+from monitor.delivery.notifiers.slack import alert_message
 from tests.conftest import make_alert
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.test_check_now import config

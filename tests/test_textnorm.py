@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from monitor.textnorm import Token, fold, is_cjk_char, normalise, tokenize
+from monitor.text.normalise import Token, fold, is_cjk_char, normalise, tokenize
 
 
 def norms(text: str) -> list[str]:

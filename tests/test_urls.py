@@ -1,4 +1,4 @@
-"""monitor.urls: one spelling per article."""
+"""monitor.sources.urls: one spelling per article."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.provisional import urls as url_strategy
 
-from monitor.urls import canonicalize, same_site
+from monitor.sources.urls import canonicalize, same_site
 
 
 @pytest.mark.parametrize("url, base, expected", [

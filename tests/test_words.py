@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.query import Document, compile_query
-from monitor.segment import words
-from monitor.textnorm import tokenize
+from monitor.match.query import Document, compile_query
+from monitor.text.segment import words
+from monitor.text.normalise import tokenize
 
 
 def matched(query: str, text: str, title: str = "") -> list[str] | None:

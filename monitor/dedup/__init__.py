@@ -1,0 +1,1 @@
+"""Deduplication: signatures of texts, and the decision new, duplicate or follow-up."""

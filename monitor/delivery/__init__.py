@@ -1,0 +1,1 @@
+"""Delivery: the durable outbox, quiet hours, the backlog and the notifiers."""

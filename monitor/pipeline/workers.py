@@ -1,0 +1,252 @@
+"""CPU-bound steps (feed parsing, extraction, fingerprints) off the event loop.
+
+A pass with little work runs them in a thread, which costs nothing to start; once
+a pass has enough of them to pay for it, a pool of processes sized to the cores
+takes over, so that parsing and extraction use every core and the event loop
+only waits. Workers are started with ``forkserver`` and import the heavy
+modules once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable
+
+from monitor.logs import LogSettings, current_settings, setup_worker_logging
+
+log = logging.getLogger("monitor.workers")
+
+PRELOAD = ["monitor.pipeline.orchestrator"]   # imports the parsers, the extractor, dedup and rules
+
+
+class Workers:
+    def __init__(self, processes: int | None = None, *, start_after: int = 8):
+        """``processes``: 0 or None for one per core, 1 for no pool at all.
+        ``start_after``: the pool starts once this many jobs were asked for."""
+        self.processes = processes or os.cpu_count() or 1
+        self.start_after = start_after
+        self._jobs = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._starting = asyncio.Lock()
+        self._started = False
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        self._started = True
+        pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
+                                   initializer=_init_worker,
+                                   initargs=(os.getpid(), current_settings()))
+        # The first job starts the fork server, which imports the heavy modules
+        # (about a second): done here, in a thread, the event loop never waits on it.
+        pool.submit(_call, int, (), {}).result()
+        return pool
+
+    async def _ensure_pool(self) -> ProcessPoolExecutor | None:
+        if self.processes <= 1 or self._jobs < self.start_after:
+            return self._pool
+        async with self._starting:
+            if self._pool is None and self.processes > 1:
+                try:
+                    _start_fork_server()
+                    self._pool = await asyncio.to_thread(self._start_pool)
+                except Exception as exc:
+                    # No pool (a frozen or embedded interpreter, no /dev/shm...): the
+                    # work still gets done, in threads.
+                    log.warning("cannot start worker processes (%s); working in threads",
+                                exc.__class__.__name__)
+                    self.processes = 1
+        return self._pool
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker; ``fn`` must be a module-level function."""
+        self._jobs += 1
+        pool = await self._ensure_pool()
+        if pool is None:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, _call, fn, args, kwargs)
+        except BrokenProcessPool:
+            # A worker died (out of memory on a hostile page, say): that job is
+            # lost, the pool is replaced, the pass goes on.
+            log.warning("a worker process died; restarting the pool")
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def close(self, *, now: bool = False) -> None:
+        """Shut the pool down: after the jobs running finish, or, ``now`` (a stop, an
+        interrupt: nobody waits for their results), at once. Then the fork server
+        and the resource tracker are stopped and reaped too (``_stop_helpers``)."""
+        if self._pool is None:
+            if self._started:
+                # A pool closed at once earlier may still hold semaphores: collected
+                # first, they unregister before the resource tracker is stopped.
+                gc.collect()
+                _stop_helpers()
+            return
+        pool, self._pool = self._pool, None
+        processes: list = []
+        if now:
+            terminate = getattr(pool, "terminate_workers", None)     # Python 3.14+
+            if terminate is not None:
+                terminate()
+            else:
+                # Before 3.14 the executor offers no way to stop a running job; its
+                # process table is the seam (a job's worker dies, the pool with it).
+                processes = list((getattr(pool, "_processes", None) or {}).values())
+                wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
+                calls = getattr(pool, "_call_queue", None)
+                _quiet_broken_pool_race()
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in processes:
+                    process.terminate()
+                # Jobs queued for workers that are gone would hold the process at
+                # exit: the queue's feeder thread blocks on a pipe nobody reads, and
+                # multiprocessing joins it (seen as a daemon hanging after Ctrl-C).
+                if calls is not None:
+                    calls.cancel_join_thread()
+                pool.shutdown(wait=True, cancel_futures=True)
+                _forget_wakeup(wakeup)
+                return
+        pool.shutdown(wait=True, cancel_futures=True)
+        # The pool's queues hold semaphores registered with the resource tracker;
+        # collected first, they unregister themselves, and the tracker stops without
+        # a "leaked semaphore" warning.
+        del pool, processes
+        gc.collect()
+        _stop_helpers()
+
+
+def _quiet_broken_pool_race() -> None:
+    """Python 3.11's pool manager thread, finding its workers terminated, sets an
+    exception on every pending job, cancelled ones too, and dies of the
+    InvalidStateError that raises (fixed in later Pythons). Nobody waits for those
+    jobs after a stop, so that one error is not reported as a crash."""
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "_quiets_broken_pool", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        frames = []
+        t = args.exc_traceback
+        while t is not None:
+            frames.append(t.tb_frame.f_code.co_name)
+            t = t.tb_next
+        if (args.exc_type is not None and args.exc_type.__name__ == "InvalidStateError"
+                and "terminate_broken" in frames):
+            return
+        previous(args)
+
+    hook._quiets_broken_pool = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
+def _forget_wakeup(wakeup: object) -> None:
+    """Python 3.11's exit hook wakes every pool's manager thread through a pipe that
+    a pool broken by terminated workers has closed already, and prints "Exception
+    ignored ... Bad file descriptor": the closed pool is taken off its list."""
+    from concurrent.futures import process
+
+    wakeups = getattr(process, "_threads_wakeups", None)
+    if wakeup is None or wakeups is None:
+        return
+    for thread, known in list(wakeups.items()):
+        if known is wakeup:
+            wakeups.pop(thread, None)
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with Ctrl-C ignored.
+
+    Ctrl-C reaches every process of the terminal's process group. A process
+    started with SIGINT ignored keeps it ignored, and so does every worker forked
+    from it, from its first instruction: none prints a KeyboardInterrupt
+    traceback or sends one back as a job's result. The process that made the pool
+    decides how to stop, and shuts the pool down. Only the main thread may change
+    a signal's handler; elsewhere each worker's initializer does it (a worker
+    started at the moment of a Ctrl-C may then still see it)."""
+    import signal
+    import threading
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()        # spawns it; the imports happen over there
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _init_worker(owner: int, logging_settings: LogSettings) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group: the daemon stops the pool itself, and a
+    # worker's KeyboardInterrupt traceback would only litter the log.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup_worker_logging(logging_settings)
+    _die_with_parent(owner)
+
+
+def _die_with_parent(owner: int) -> None:
+    """A worker exits when the process that made the pool dies, even by SIGKILL, so a
+    killed daemon leaves no orphans. Workers are children of the fork server, not of
+    the daemon, and hold the fork server alive themselves: so each one watches the
+    daemon's pid (and, on Linux, also dies with its direct parent). It ignores
+    Ctrl-C (see _start_fork_server)."""
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="watch-owner", daemon=True).start()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop_helpers() -> None:
+    """Stop and reap the fork server and the resource tracker, which multiprocessing
+    otherwise leaves to notice the end of the process on their own: they would outlive
+    it as orphans, and the CPU of the fork server's reaped workers, which is charged to
+    the fork server, would never be charged to the run (``time``, cgroups and process
+    accounting would miss it). Private interfaces, hence the guard: without them the
+    helpers still exit by themselves, only unaccounted."""
+    try:
+        from multiprocessing import forkserver, resource_tracker
+
+        forkserver._forkserver._stop()
+        resource_tracker._resource_tracker._stop()
+    except (AttributeError, OSError, ChildProcessError) as exc:
+        log.debug("worker helpers not stopped: %s", exc.__class__.__name__)
+
+
+def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    return fn(*args, **kwargs)

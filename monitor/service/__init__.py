@@ -1,0 +1,1 @@
+"""The long-running service: the daemon, its metrics and the web page."""

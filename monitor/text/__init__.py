@@ -1,0 +1,1 @@
+"""Text: article extraction, normalisation, segmentation into words, and safe text."""

@@ -1,6 +1,0 @@
-"""The web page, Atom feeds and JSON API over the store (``serve``, ``run --http``)."""
-
-from monitor.web.app import create_app
-from monitor.web.server import WebServer, bind
-
-__all__ = ["create_app", "WebServer", "bind"]
