@@ -144,7 +144,7 @@ class StaticServer:
         self._proc.terminate()
         self._proc.join(5)
 
-    def __enter__(self) -> "StaticServer":
+    def __enter__(self) -> StaticServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -32,8 +32,19 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import (StaticServer, bench_data, check_now, emit, generated_text,  # noqa: E402
-                           header, median, verdict, write_config)
+from datetime import UTC
+
+from bench._common import (  # noqa: E402
+    StaticServer,
+    bench_data,
+    check_now,
+    emit,
+    generated_text,
+    header,
+    median,
+    verdict,
+    write_config,
+)
 
 
 def load_pages(limit: int | None) -> tuple[list[tuple[str, bytes]], str]:
@@ -105,11 +116,11 @@ def stages(pages: list[tuple[str, bytes]], urls: list[str]) -> dict:
     """Sequential per-stage times (ms per article), no HTTP."""
     import trafilatura
 
-    from monitor.dedup.ingest import Fingerprints, ingest
-    from monitor.text.extract import extract_article
-    from monitor.models import Article
-    from monitor.match.query import Document, RuleSet, compile_query
     from bench._common import default_rules
+    from monitor.dedup.ingest import Fingerprints, ingest
+    from monitor.match.query import Document, RuleSet, compile_query
+    from monitor.models import Article
+    from monitor.text.extract import extract_article
     from storage import open_store
 
     rules = RuleSet({n: compile_query(q, rule=n) for n, q in default_rules()})
@@ -118,7 +129,7 @@ def stages(pages: list[tuple[str, bytes]], urls: list[str]) -> dict:
     times: dict[str, list[float]] = {k: [] for k in (
         "trafilatura.extract", "extract_article", "Fingerprints.of", "Document.build",
         "RuleSet.match", "store ingest")}
-    from datetime import datetime, timezone
+    from datetime import datetime
     try:
         for (name, html), url in zip(pages, urls):
             t0 = time.perf_counter()
@@ -141,7 +152,7 @@ def stages(pages: list[tuple[str, bytes]], urls: list[str]) -> dict:
             rules.match(doc)
             t6 = time.perf_counter()
             with store.exclusive() as tx:
-                ingest(tx, art, fp, aliases=[], now=datetime.now(timezone.utc))
+                ingest(tx, art, fp, aliases=[], now=datetime.now(UTC))
             t7 = time.perf_counter()
             times["Fingerprints.of"].append(t4 - t3)
             times["Document.build"].append(t5 - t4)

@@ -32,32 +32,31 @@ import json
 import os
 import random
 import re
+import shutil
 import sqlite3
 import sys
 import tempfile
 import time
-import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import bench_data, emit, generated_text, header, pct, verdict  # noqa: E402
-
 from monitor.dedup import fingerprint  # noqa: E402
 from monitor.dedup.ingest import Fingerprints, ingest  # noqa: E402
 from monitor.models import Article  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 BOILERPLATE = "This article was originally published by our partner and is republished with permission."
 
 
 def ts(d: datetime) -> str:
-    return d.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return d.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 # ------------------------------------------------------------------ texts

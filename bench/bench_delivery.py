@@ -17,8 +17,7 @@ import resource
 import shutil
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,7 +37,7 @@ def fill(db: Path, n: int) -> None:
     from storage.base import AlertRow, NewArticle
 
     store = open_store(f"sqlite:///{db}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with store.exclusive() as tx:
         for i in range(n):
             article_id = tx.insert_article(NewArticle(

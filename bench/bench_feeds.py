@@ -21,14 +21,23 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import (StaticServer, bench_data, check_now, emit, generated_text,  # noqa: E402
-                           header, sniff_type, verdict, write_config)
+from bench._common import (  # noqa: E402
+    StaticServer,
+    bench_data,
+    check_now,
+    emit,
+    generated_text,
+    header,
+    sniff_type,
+    verdict,
+    write_config,
+)
 
 
 def real_feeds(folder: Path, limit: int | None) -> list[tuple[str, bytes]]:
@@ -38,7 +47,7 @@ def real_feeds(folder: Path, limit: int | None) -> list[tuple[str, bytes]]:
 
 def generated_feeds(n: int, entries: int) -> list[tuple[str, bytes]]:
     rng = random.Random(7)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     feeds = []
     for i in range(n):
         items = []
@@ -93,8 +102,8 @@ async def profile_parse(feeds: list[tuple[str, bytes]]) -> dict:
     """Where the CPU of a feed goes: feedparser alone vs monitor.sources.feeds.parse_feed."""
     import feedparser
 
-    from monitor.sources import feeds as mfeeds
     from monitor.errors import ParseError
+    from monitor.sources import feeds as mfeeds
     t = time.perf_counter()
     for _, body in feeds:
         feedparser.parse(body)

@@ -31,14 +31,22 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import (StaticServer, check_now, emit, generated_text, header,  # noqa: E402
-                           median, verdict, write_config)
+from bench._common import (  # noqa: E402
+    StaticServer,
+    check_now,
+    emit,
+    generated_text,
+    header,
+    median,
+    verdict,
+    write_config,
+)
 
 TEMPLATE_WORDS = ("temperature high low wind north south east west rain snow sunny cloudy "
                   "showers degrees forecast today tomorrow morning evening night humidity "
@@ -51,7 +59,7 @@ TEMPLATE_WORDS = ("temperature high low wind north south east west rain snow sun
 
 def generated_feeds(n: int, entries: int, *, templated: bool = False) -> list[tuple[str, bytes]]:
     rng = random.Random(13)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     vocab = TEMPLATE_WORDS if templated else None
     feeds = []
     for i in range(n):

@@ -15,30 +15,28 @@ URL, else position).
 from __future__ import annotations
 
 import argparse
-import calendar
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import feedparser  # noqa: E402
 from _common import bench_data, emit, header, median  # noqa: E402
 
-import feedparser  # noqa: E402
-
 try:
-    import feedparser_rs  # noqa: E402
     import fastfeedparser  # noqa: E402,F401
+    import feedparser_rs  # noqa: E402
 except ImportError:
     sys.exit("bench_parsers needs the bench extra: pip install -e '.[bench]'")
 from typing import Any  # noqa: E402
 
-from monitor.sources import feeds  # noqa: E402
 from monitor.errors import ParseError  # noqa: E402
+from monitor.sources import feeds  # noqa: E402
 
 FIELDS = ("url", "guid", "title", "summary", "content", "published", "author")
-NOW = datetime(2027, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- fastfeedparser
@@ -51,8 +49,8 @@ def _iso_struct(value):
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).timetuple()
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).timetuple()
 
 
 def fastfeedparser_raw(body: bytes, headers: dict) -> dict:

@@ -38,9 +38,9 @@ async def probe(stalls: list[float], stop: asyncio.Event) -> None:
 async def one_pass(config_path: Path, workers: int | None) -> tuple[float, list[float], dict]:
     from monitor.cli.main import _fetch_policy
     from monitor.config import load_config
-    from monitor.sources.fetch import Fetcher
     from monitor.pipeline.orchestrator import Pipeline
     from monitor.pipeline.workers import Workers
+    from monitor.sources.fetch import Fetcher
     from storage import open_store
 
     config = load_config(config_path)

@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def _item(rng, i: int, j: int, when: datetime) -> str:
 def _serve(n: int, entries: int, hosts: list[str], conn) -> None:
     import random
     rng = random.Random(5)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     items = {i: [_item(rng, i, j, now - timedelta(hours=j)) for j in range(entries)]
              for i in range(n)}
     version = {i: 0 for i in range(n)}
@@ -92,7 +92,7 @@ def _serve(n: int, entries: int, hosts: list[str], conn) -> None:
         loop = asyncio.get_running_loop()
         while True:
             changing = await loop.run_in_executor(None, conn.recv)
-            stamp = datetime.now(timezone.utc)
+            stamp = datetime.now(UTC)
             for i in changing:
                 version[i] += 1
                 items[i].insert(0, _item(rng, i, entries + version[i], stamp))

@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench._common import default_rules, header  # noqa: E402
 from bench_new_entries import generated_feeds  # noqa: E402
+
+from bench._common import default_rules, header  # noqa: E402
 
 
 def main() -> int:
@@ -34,9 +35,9 @@ def main() -> int:
     header("profile_stages: per-entry CPU of each step")
 
     from monitor.dedup.ingest import Fingerprints, ingest
-    from monitor.sources.feeds import parse_feed
-    from monitor.models import Article
     from monitor.match.query import Document, RuleSet, compile_query
+    from monitor.models import Article
+    from monitor.sources.feeds import parse_feed
     from storage import open_store
 
     feeds = generated_feeds(args.feeds, 20, templated=args.templated)
@@ -51,7 +52,7 @@ def main() -> int:
         profiler = Profiler(interval=0.0005)
         profiler.start()
     clock = time.process_time
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for name, body in feeds:
         t = clock()
         parsed = parse_feed(body, url=f"https://{name}.example/feed.xml")

@@ -1,6 +1,8 @@
 """Self and inclusive shares of a py-spy raw profile (collapsed stacks), as in
 bench/profiles/*.txt:  .venv/bin/python bench/spy_summary.py out.txt"""
-import sys, collections
+import collections
+import sys
+
 self_t=collections.Counter(); incl=collections.Counter(); total=0
 for line in open(sys.argv[1]):
     stack, _, n = line.rstrip().rpartition(' ')

@@ -10,15 +10,15 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from monitor import defaults
-from monitor.errors import ConfigError, QueryError
 from monitor.delivery.quiet import parse_quiet_hours
+from monitor.errors import ConfigError, QueryError
 
 DEFAULT_PATH = "config/monitor.toml"
 

@@ -13,8 +13,8 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"

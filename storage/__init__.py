@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from storage.base import Store
 from monitor.errors import ConfigError
+from storage.base import Store
 
 
 def open_store(url: str, *, migrate: bool = True, scratch: bool = False,

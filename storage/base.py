@@ -9,10 +9,10 @@ and the insert that depends on it happen atomically across processes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Iterator
 
 
 @dataclass
@@ -79,7 +79,7 @@ class AlertRow:
     followup: bool
     created_at: datetime
     record: dict                     # the alert record, as delivered
-    deliveries: list["DeliveryRow"] = field(default_factory=list)
+    deliveries: list[DeliveryRow] = field(default_factory=list)
     source: str | None = None
     # Where the matched words are in record["snippet"]: (start, end) offsets.
     highlights: list[tuple[int, int]] = field(default_factory=list)

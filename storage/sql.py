@@ -17,13 +17,21 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from monitor.errors import StorageError
-from storage.base import (AlertRow, DeliveryRow, NewArticle, SourceState, Store,
-                          StoredArticle, Transaction)
+from storage.base import (
+    AlertRow,
+    DeliveryRow,
+    NewArticle,
+    SourceState,
+    Store,
+    StoredArticle,
+    Transaction,
+)
 from storage.dialects import Dialect
 
 # Lock key for exclusive transactions on PostgreSQL (pg_advisory_xact_lock).
@@ -39,8 +47,8 @@ def ts(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def dt(value: str | None) -> datetime | None:
@@ -57,7 +65,7 @@ def _marks(n: int) -> str:
 
 
 class SQLTransaction(Transaction):
-    def __init__(self, store: "SQLStore"):
+    def __init__(self, store: SQLStore):
         self.store = store
 
     def _q(self, sql: str, params: tuple | list = ()) -> list[tuple]:
@@ -384,7 +392,7 @@ class SQLStore(Store):
         return self._run(work, write=False) if urls else set()
 
     def mark_seen(self, source: str, keys: Iterable[str], article_id: int | None) -> None:
-        now = ts(datetime.now(timezone.utc))
+        now = ts(datetime.now(UTC))
         rows = [(source, k, article_id, now) for k in dict.fromkeys(keys) if k]
         if rows:
             self._run(lambda: self._executemany(

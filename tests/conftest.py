@@ -65,7 +65,7 @@ class Project:
         self.path = path
         self.config = path / "monitor.toml"
 
-    def write(self, text: str) -> "Project":
+    def write(self, text: str) -> Project:
         self.config.write_text(text, encoding="utf-8")
         return self
 

@@ -41,7 +41,7 @@ class FakeSlack:
     webhook_error: tuple[int, str] | None = None
     _ts: int = 100
 
-    def __enter__(self) -> "FakeSlack":
+    def __enter__(self) -> FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -30,13 +30,13 @@ class Story:
     slug: str
     title: str
     body: str
-    published: datetime = field(default_factory=lambda: datetime.now(timezone.utc) - timedelta(hours=2))
+    published: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(hours=2))
     author: str = "Staff Reporter"
     summary: str | None = None
     guid: str | None = None
 
     @classmethod
-    def from_file(cls, slug: str, path: Path, **kw) -> "Story":
+    def from_file(cls, slug: str, path: Path, **kw) -> Story:
         title, body = load_text(path)
         return cls(slug=slug, title=title, body=body, **kw)
 
@@ -102,7 +102,7 @@ def atom(stories: list[tuple[Story, str]], *, title: str = "Asia desk") -> str:
 </entry>""" for s, url in stories)
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><title>{html.escape(title)}</title>
-<id>urn:example:feed</id><updated>{datetime.now(timezone.utc).isoformat()}</updated>
+<id>urn:example:feed</id><updated>{datetime.now(UTC).isoformat()}</updated>
 {entries}
 </feed>"""
 

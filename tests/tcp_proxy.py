@@ -46,7 +46,7 @@ class TcpProxy:
         self.connections = 0          # accepted and passed on, in all
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         self._thread.start()
         return self
 

@@ -5,7 +5,7 @@ boilerplate, syndicated copies, tracking URLs, follow-ups."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -260,7 +260,7 @@ def test_dry_run_stores_and_sends_nothing(project, wire):
 
 def test_old_entries_are_stored_but_raise_no_alert(project, wire):
     old = Story.from_file("kishida-summit", PAIRS / "en_original.txt",
-                          published=datetime.now(timezone.utc) - timedelta(days=60))
+                          published=datetime.now(UTC) - timedelta(days=60))
     wire.feed("/rss.xml", rss20([(old, wire.publish(old))]), "application/rss+xml")
     project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
 

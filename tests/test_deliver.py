@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,7 +29,7 @@ def test_backoff_honours_retry_after_but_not_beyond_the_cap():
     assert backoff(5, retry_after=1, rand=lambda: 0.5) == 16 * BACKOFF_BASE
 
 
-T = datetime(2026, 11, 22, 23, 30, tzinfo=timezone.utc)      # 08:30 in Tokyo
+T = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)      # 08:30 in Tokyo
 
 
 @pytest.mark.parametrize("oldest,now,due", [
@@ -69,7 +69,7 @@ timezone = "Asia/Tokyo"
     from storage import open_store
     store = open_store(f"sqlite:///{project.path}/data/monitor.db")
     store._execute_count("UPDATE alerts SET created_at = ?",
-                         ((datetime.now(timezone.utc) - timedelta(days=1)).isoformat(),))
+                         ((datetime.now(UTC) - timedelta(days=1)).isoformat(),))
     store.close()
     second = project.cli("check-now", "--json")
 

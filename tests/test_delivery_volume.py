@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from storage import open_store
 from storage.base import AlertRow, NewArticle
@@ -12,7 +12,7 @@ from tests.test_outbox import Hook, webhook
 
 def _pending_alerts(db_url: str, n: int) -> None:
     store = open_store(db_url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with store.exclusive() as tx:
         for i in range(n):
             article_id = tx.insert_article(NewArticle(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from monitor.text.extract import decode_html, extract_article
 
 PAGES = Path(__file__).parent / "testdata" / "pages"
-NOW = datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
 
 
 def extract(name: str, url: str, charset: str | None = None):
@@ -27,7 +27,7 @@ def test_news_article_with_boilerplate():
                         "daily briefing", "All rights reserved"):
         assert boilerplate not in art.text
     assert art.author == "Aiko Tanaka"
-    assert art.published == datetime(2024, 3, 5, 0, 30, tzinfo=timezone.utc)
+    assert art.published == datetime(2024, 3, 5, 0, 30, tzinfo=UTC)
     assert art.site_name == "NEA Monitor"
     assert art.canonical_url == "https://www.nea-monitor.example/analysis/2024/03/kishida-signals-readiness-for-summit/"
     assert art.language == "en"
@@ -40,7 +40,7 @@ def test_blog_post_json_ld_and_legacy_charset():
     assert "too optimistic" not in art.text  # comments are not the article
     assert "Blogroll" not in art.text
     assert art.author == "Min-jun Park"
-    assert art.published == datetime(2024, 3, 2, 23, 20, tzinfo=timezone.utc)
+    assert art.published == datetime(2024, 3, 2, 23, 20, tzinfo=UTC)
     assert art.site_name == "Peninsula Watch"
     assert art.canonical_url is None
 
@@ -52,7 +52,7 @@ def test_japanese_article(charset):
     assert "拉致問題の解決が最優先課題" in art.text
     assert "クッキー" not in art.text and "関連記事" not in art.text
     assert art.site_name == "外交ニュース"
-    assert art.published == datetime(2024, 3, 7, 9, 0, tzinfo=timezone.utc)
+    assert art.published == datetime(2024, 3, 7, 9, 0, tzinfo=UTC)
     assert art.canonical_url == "https://gaikou.example.jp/news/20240307-nitcho"
     assert art.language == "ja"
 
@@ -103,7 +103,7 @@ def test_no_usable_text(body):
     ("café".encode("cp1252"), "iso-8859-1", "café"),
     ('<meta charset="euc-jp">日本'.encode("euc_jp"), None, '<meta charset="euc-jp">日本'),
     ("\ufeffcafé".encode("utf-8"), "iso-8859-1", "café"),  # BOM beats the header
-    ("café".encode("utf-8"), "no-such-charset", "café"),
+    ("café".encode(), "no-such-charset", "café"),
 ])
 def test_decode_html(body, charset, expected):
     assert decode_html(body, charset) == expected

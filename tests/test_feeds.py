@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import resource
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from monitor.sources.links import discover_links
 from monitor.sources.sitemaps import parse_sitemap
 
 DATA = Path(__file__).parent / "testdata"
-NOW = datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
 
 
 def feed(name: str, url: str = "https://feeds.example/feed.xml", content_type: str | None = None):
@@ -23,7 +23,7 @@ def feed(name: str, url: str = "https://feeds.example/feed.xml", content_type: s
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- feeds

@@ -7,16 +7,28 @@ import ipaddress
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import TypeVar
 
 import httpx
 import pytest
 
-from monitor.errors import (BlockedAddress, FetchError, FetchTimeout, HTTPStatusError, TooLarge,
-                            TooManyRedirects)
-from monitor.sources.fetch import Fetcher, FetchPolicy, Response, guarded_transport, parse_retry_after
+from monitor.errors import (
+    BlockedAddress,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    TooLarge,
+    TooManyRedirects,
+)
+from monitor.sources.fetch import (
+    Fetcher,
+    FetchPolicy,
+    Response,
+    guarded_transport,
+    parse_retry_after,
+)
 from monitor.sources.netguard import is_public_address, non_global_reason, parse_ip
 from tests.servers import LoopbackServer, Request, closed_port, deflate_bytes, gzip_bytes
 
@@ -220,7 +232,7 @@ def test_429_with_retry_after_seconds(http_server: LoopbackServer) -> None:
 
 
 def test_503_with_retry_after_http_date(http_server: LoopbackServer) -> None:
-    later = datetime.now(timezone.utc) + timedelta(seconds=90)
+    later = datetime.now(UTC) + timedelta(seconds=90)
     url = http_server.status("/down", 503, retry_after=format_datetime(later, usegmt=True))
     with pytest.raises(HTTPStatusError) as info:
         get(url)
@@ -435,7 +447,7 @@ def test_post_errors_never_show_the_url(http_server: LoopbackServer, case: str) 
 
 
 def test_parse_retry_after() -> None:
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after(" 0 ") == 0.0
     assert parse_retry_after("Wed, 01 May 2024 12:02:00 GMT", now=now) == 120.0

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.dedup import fingerprint as fp
 from monitor.text.normalise import normalise
@@ -257,14 +259,14 @@ def test_signature_is_the_same_in_another_process():
 
 def test_short_feed_items_from_one_template_are_not_taken_for_copies(tmp_path):
     """Headline-and-summary items differ in a word or two; each must stay an article."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from monitor.dedup.ingest import Fingerprints, ingest
     from monitor.models import Article
     from storage import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     verdicts = []
     for i, place in enumerate(["Osaka", "Kobe", "Nagoya", "Sendai"]):
         article = Article(url=f"https://example.org/local/{i}", title=f"Local news from {place}",

@@ -12,7 +12,7 @@ import html
 import random
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -113,7 +113,7 @@ def item(title: str, *, link: str | None = None, guid: str | None = None,
         parts.append(f'<guid isPermaLink="false">{html.escape(guid)}</guid>')
     if description:
         parts.append(f"<description>{html.escape(description)}</description>")
-    when = published or datetime.now(timezone.utc) - timedelta(hours=1)
+    when = published or datetime.now(UTC) - timedelta(hours=1)
     parts.append(f"<pubDate>{format_datetime(when)}</pubDate>")
     return "<item>" + "".join(parts) + extra + "</item>"
 
@@ -204,7 +204,7 @@ def test_503_with_retry_after_delays_the_next_poll(project, http_server, good_fe
     listing = {s["name"]: s for s in project.cli("sources", "list", "--json").json()}
     next_poll = datetime.fromisoformat(listing["bad"]["next_poll"])
     # The server asked for two hours; the source's own interval is ten minutes.
-    assert next_poll >= datetime.now(timezone.utc) + timedelta(hours=1, minutes=55)
+    assert next_poll >= datetime.now(UTC) + timedelta(hours=1, minutes=55)
 
 
 def test_redirect_loop(project, http_server, good_feed, summit):
@@ -469,14 +469,14 @@ def test_dates_in_the_future_are_not_old_and_not_trusted(project, http_server, g
     story = Story.from_file("future", PAIRS / "en_rewrite.txt")
     items = [item(story.title, link=wire.url("/news/future-gone"), guid="f-1",
                   description=story.body[:600],
-                  published=datetime(2100, 1, 1, tzinfo=timezone.utc))]
+                  published=datetime(2100, 1, 1, tzinfo=UTC))]
 
     odd, alerts = odd_feed(project, http_server, good_feed, items)
 
     assert odd["new_articles"] == 1
     [alert] = alerts                                   # alerted: not mistaken for old news
     assert alert["published"] is None or alert["published"] <= (
-        datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+        datetime.now(UTC) + timedelta(days=1)).isoformat()
     found = project.cli("search", "url:future", "--json").json()
     assert found and all(h["published"] is None or not h["published"].startswith("2100")
                          for h in found)
@@ -547,9 +547,9 @@ def test_article_link_to_a_private_address_is_blocked(tmp_path, http_server, wir
     other non-global address keeps the default policy. The pipeline is the real one.
     """
     from monitor.config import load_config
+    from monitor.pipeline.orchestrator import Pipeline
     from monitor.sources.fetch import Fetcher, FetchPolicy, guarded_transport
     from monitor.sources.netguard import is_public_address
-    from monitor.pipeline.orchestrator import Pipeline
     from storage import open_store
 
     story = Story.from_file("kishida-talks", PAIRS / "en_rewrite.txt",

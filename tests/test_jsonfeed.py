@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from tests.newsroom import PAIRS, Site, Story, json_feed
 from tests.test_hostile import config as hostile_config
 
 DATA = Path(__file__).parent / "testdata" / "feeds"
-NOW = datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
 V11 = "https://jsonfeed.org/version/1.1"
 
 
@@ -44,12 +44,12 @@ def test_json_feed_11_into_entries():
     assert first.summary == "Japan's prime minister renewed his offer of a summit."
     assert first.content == ("Japan's prime minister said he was ready to meet North Korea's "
                              "leader.\n\nThe abduction issue remains the main obstacle.")
-    assert first.published == datetime(2024, 3, 5, 0, 30, tzinfo=timezone.utc)
+    assert first.published == datetime(2024, 3, 5, 0, 30, tzinfo=UTC)
     assert first.author == "Aiko Tanaka, Min-jun Park"
     # external_url when there is no url; content_text kept in paragraphs; date_modified.
     assert second.url == "https://wire.example/abductee-families-urge-direct-talks"
     assert second.content.endswith("prime minister.\n\nThey asked for direct talks.")
-    assert second.published == datetime(2024, 3, 6, 22, 45, tzinfo=timezone.utc)
+    assert second.published == datetime(2024, 3, 6, 22, 45, tzinfo=UTC)
     assert second.author == "Peninsula Notes desk"       # the feed's authors stand in
     # An id that is a URL is the link; a date centuries ahead is unknown, not first forever.
     assert third.url == "https://peninsula-notes.example/2024/03/permalink-id"
@@ -61,7 +61,7 @@ def test_json_feed_10_author_and_numeric_id():
                         url="https://old-style.example/feed.json", now=NOW)
     first, second = parsed.entries
     assert (first.guid, first.author) == ("275221", "Feed Author")
-    assert first.published == datetime(2024, 3, 1, 17, 0, tzinfo=timezone.utc)
+    assert first.published == datetime(2024, 3, 1, 17, 0, tzinfo=UTC)
     assert second.author == "Item Author"
 
 

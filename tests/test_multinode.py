@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from storage import open_store
 from storage.base import AlertRow, NewArticle
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 PROCESSES = 4
 
 WORKER = r'''
@@ -203,11 +203,11 @@ def test_leases_of_a_killed_node_are_taken_over_after_expiry(store_url, tmp_path
     # The killed node's transaction (if any) died with it: the store is not stuck.
     assert store.seen_keys("held", ["k"]) == set()
     if time.monotonic() - claimed_at < lease - 0.3:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         assert store.claim_due_sources("heir", now, 60, names) == []
         assert store.claim_deliveries("heir", now, 60) == []
     time.sleep(max(0.0, lease - (time.monotonic() - claimed_at)) + 0.1)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert sorted(store.claim_due_sources("heir", now, 60, names)) == names
     assert len(store.claim_deliveries("heir", now, 60)) == 10
     store.close()

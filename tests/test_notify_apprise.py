@@ -9,8 +9,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from monitor.errors import DeliveryError
 from monitor.delivery.notifiers.apprise import AppriseNotifier
+from monitor.errors import DeliveryError
 from tests.conftest import make_alert
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.test_check_now import SUMMIT_QUERY

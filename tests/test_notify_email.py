@@ -17,10 +17,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from monitor.delivery.notifiers.email import EmailNotifier
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertRecord
 from tests.conftest import make_alert
-from monitor.delivery.notifiers.email import EmailNotifier
 
 PASSWORD = "s3cret-Pa55word"
 

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from monitor.errors import ConfigError, DeliveryError
-from monitor.sources.fetch import Fetcher, FetchPolicy
-from monitor.models import AlertRecord
-from tests.conftest import make_alert
 from monitor.delivery.notifiers.slack import SlackNotifier
+from monitor.errors import ConfigError, DeliveryError
+from monitor.models import AlertRecord
+from monitor.sources.fetch import Fetcher, FetchPolicy
+from tests.conftest import make_alert
 from tests.fake_slack import TOKEN, FakeSlack
 
 HOSTILE_TITLE = "<!channel> <@U1> <https://evil.example|x> & co"

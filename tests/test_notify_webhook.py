@@ -13,11 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from monitor.errors import ConfigError, DeliveryError
-from monitor.sources.fetch import Fetcher, FetchPolicy
-from monitor.models import AlertRecord
-from tests.conftest import make_alert
 from monitor.delivery.notifiers.webhook import WebhookNotifier
+from monitor.errors import ConfigError, DeliveryError
+from monitor.models import AlertRecord
+from monitor.sources.fetch import Fetcher, FetchPolicy
+from tests.conftest import make_alert
 
 SECRET = "whsec-do-not-leak-42"
 

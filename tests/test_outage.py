@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -146,7 +146,7 @@ path = "data/alerts.jsonl"
             _wait(lambda: cut_at, "a delivery of the second batch", 60)
             time.sleep(OUTAGE)               # the outage itself
             proxy.restore()
-            restored = datetime.now(timezone.utc)
+            restored = datetime.now(UTC)
 
             expected = SOURCES * 3
             _wait(lambda: len(hook.received) == expected, "every alert delivered", 150)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from monitor.sources.polling import PollOutcome, PollPolicy, adaptive_interval, next_poll, poll_delay
+from monitor.sources.polling import (
+    PollOutcome,
+    PollPolicy,
+    adaptive_interval,
+    next_poll,
+    poll_delay,
+)
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
 MIDDLE = lambda: 0.5  # noqa: E731  (no jitter: 1 + j * (2 * 0.5 - 1) == 1)
 

@@ -5,7 +5,7 @@ Retry-After, secrets in source URLs, exact dry runs."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -90,7 +90,7 @@ def summit_stories(wire: Site) -> list[tuple[Story, str]]:
 
 def hook_config(feed: str, hook: Hook, *, per_host_delay: str = "0") -> str:
     return config([("wire", "feed", feed)], extra=webhook(hook.url),
-                  rules=f"""
+                  rules="""
 [[rules]]
 name = "summit"
 query = 'summit AND (Kishida OR Kim OR Pyongyang OR Japan)'
@@ -123,7 +123,7 @@ def test_check_now_delivers_what_waits_on_backoff_at_once_unslowed_by_the_crawl_
 
 def test_check_now_delivers_everything_pending_however_much(project, wire, http_server):
     count = 130
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stories = [Story(f"brief-{i}", f"Kishida seeks summit with Kim, brief number {i}",
                      "", summary=f"Brief {i}: Japan's prime minister Kishida renews his offer "
                                  f"of a summit with Kim Jong Un.",
@@ -184,7 +184,7 @@ def test_check_now_skips_a_source_whose_server_asked_to_wait_unless_forced(
         project, wire, http_server, status, retry_after):
     from email.utils import format_datetime
 
-    until = datetime.now(timezone.utc) + timedelta(hours=1)
+    until = datetime.now(UTC) + timedelta(hours=1)
     http_server.status("/wire/rss.xml", status,
                        retry_after=retry_after or format_datetime(until, usegmt=True))
     project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
@@ -196,7 +196,7 @@ def test_check_now_skips_a_source_whose_server_asked_to_wait_unless_forced(
     assert source["status"] == "skipped"
     assert source["error"].startswith("the server asked to wait until ")
     wait_until = datetime.strptime(source["error"][-20:], "%Y-%m-%d %H:%M:%SZ").replace(
-        tzinfo=timezone.utc)
+        tzinfo=UTC)
     assert abs((wait_until - until).total_seconds()) < 120
     assert len(http_server.requests_for("/wire/rss.xml")) == 1
     assert skipped.code == 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from monitor.errors import QueryError
-from monitor.match.query import (And, Document, Near, Not, Or, RuleSet, Term, compile_query)
+from monitor.match.query import And, Document, Near, Not, Or, RuleSet, Term, compile_query
 from monitor.text.normalise import fold, tokenize
 
 TITLE = "Kishida seeks summit with Kim Jong-un"

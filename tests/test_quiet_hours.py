@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,15 +27,15 @@ def tokyo(*args: int) -> datetime:
 ])
 def test_a_period_across_midnight(now, until):
     period = parse_quiet_hours("22:00-07:00")
-    assert quiet_until(period, TOKYO, now.astimezone(timezone.utc)) == until
+    assert quiet_until(period, TOKYO, now.astimezone(UTC)) == until
 
 
 def test_a_period_within_a_day_in_the_channels_zone():
     period = parse_quiet_hours("12:00-13:30")
     # 03:15 UTC is 12:15 in Tokyo.
-    assert quiet_until(period, TOKYO, datetime(2024, 5, 1, 3, 15, tzinfo=timezone.utc)) \
+    assert quiet_until(period, TOKYO, datetime(2024, 5, 1, 3, 15, tzinfo=UTC)) \
         == tokyo(2024, 5, 1, 13, 30)
-    assert quiet_until(period, "UTC", datetime(2024, 5, 1, 3, 15, tzinfo=timezone.utc)) is None
+    assert quiet_until(period, "UTC", datetime(2024, 5, 1, 3, 15, tzinfo=UTC)) is None
 
 
 @pytest.mark.parametrize("text", ["22-07", "25:00-07:00", "22:00-22:00", "22:00", ""])

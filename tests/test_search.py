@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor.dedup.ingest import Fingerprints, ingest
-from monitor.models import Article
 from monitor.match.query import Document, compile_query
+from monitor.models import Article
 from storage import open_store
 from tests.newsroom import PAIRS, RULE_TEXTS, load_text
 
@@ -27,7 +27,7 @@ QUERIES = [r["query"] for r in SHIPPED["rules"]] + [
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('search') / 'm.db'}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i, path in enumerate(sorted(RULE_TEXTS.glob("*.txt")) + sorted(PAIRS.glob("*.txt"))):
         title, text = load_text(path)
         article = Article(url=f"https://wire.example/{i}", title=title, text=text, source="wire")

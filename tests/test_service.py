@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.newsroom import RULE_TEXTS, PAIRS, Site, Story, rss20
+from tests.newsroom import PAIRS, RULE_TEXTS, Site, Story, rss20
 from tests.test_check_now import config
 from tests.test_notify_email import free_port
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from monitor.errors import StorageError
-from storage import open_store
-from storage import dialects
+from storage import dialects, open_store
 from storage.base import AlertRow, NewArticle, SourceState
 from storage.sql import SQLTransaction
 from tests.pg import require_server, unreachable_reason
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -566,7 +565,6 @@ def test_postgres_transient_errors_are_classified(pg_url):
 
 def test_postgres_serialization_failure_is_retried(pg_url):
     """A transaction that fails with a real deadlock once is run again."""
-    import psycopg
 
     store = open_store(pg_url)
     store.save_source_state(SourceState(name="dw"))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from monitor.match.query import Document, compile_query
-from monitor.text.segment import words
 from monitor.text.normalise import tokenize
+from monitor.text.segment import words
 
 
 def matched(query: str, text: str, title: str = "") -> list[str] | None:

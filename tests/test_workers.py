@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import ROOT
 from tests.newsroom import PAIRS, Site, Story, rss20
 
-
 # Run as a child subreaper: whatever the run leaves behind when it exits is handed to
 # this process instead of to init, and is counted here.
 _REAPER = r"""

@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -99,7 +99,7 @@ class Newsroom:
         self.server = http_server
         self.wire = Site(http_server, "Asia Wire", "/wire")
         self.daily = Site(http_server, "The Daily Courier", "/daily")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.original = Story.from_file("kishida-summit", PAIRS / "en_original.txt",
                                         published=now - timedelta(hours=5))
         self.copy = Story.from_file("kishida-summit-copy", PAIRS / "en_syndicated.txt",

@@ -11,10 +11,10 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import AsyncIterator, Sequence
 
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
@@ -265,7 +265,7 @@ def _when(value: datetime | None, zone: str = "UTC") -> str:
     if value is None:
         return "-"
     if zone == "UTC":
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     from zoneinfo import ZoneInfo
     return value.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d %H:%M:%S {zone}")
 
@@ -335,10 +335,14 @@ def cmd_check_now(config: Config, args) -> int:
 
 async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
                      force: bool = False):
-    from monitor.delivery.outbox import (deliver_due, deliver_pending, pending_due, quiet_channels,
-                                 reclaim_dead_leases)
+    from monitor.delivery.outbox import (
+        deliver_due,
+        deliver_pending,
+        pending_due,
+        quiet_channels,
+        reclaim_dead_leases,
+    )
     from monitor.pipeline.orchestrator import Pipeline, RunSummary
-
     from monitor.pipeline.workers import Workers
 
     # A pass writes: a damaged file is refused before it is made worse.
@@ -352,7 +356,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
                                         console_stream=sys.stderr if as_json else sys.stdout)
             redact = redactor(config.secrets)
             # Everything pending when the pass began is due in it, whatever its backoff.
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             if not dry_run:
                 reclaim_dead_leases(store)
                 # What earlier runs left pending goes out first.
@@ -527,7 +531,7 @@ def _set_mute(config: Config, story_id: str, *, mute: bool) -> int:
             print(f"news-monitor: no story {story_id!r} (see `alerts list --json` for story ids)",
                   file=sys.stderr)
             return EXIT_USAGE
-        changed = (store.mute_story(story_id, datetime.now(timezone.utc)) if mute
+        changed = (store.mute_story(story_id, datetime.now(UTC)) if mute
                    else store.unmute_story(story_id))
     finally:
         store.close()
@@ -627,8 +631,8 @@ def cmd_rules_eval(config: Config, args) -> int:
 
 
 async def _load_article(config: Config, args) -> tuple[str, str, str]:
-    from monitor.text.extract import extract_article
     from monitor.match.rulecheck import read_article
+    from monitor.text.extract import extract_article
 
     if args.url:
         async with _fetcher(config) as http:
@@ -873,7 +877,7 @@ def cmd_notify_test(config: Config, args) -> int:
         print(f"news-monitor: configuration error: {config.path}: no notifier named "
               f"{args.notifier!r}", file=sys.stderr)
         return EXIT_USAGE
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sample = AlertRecord(
         alert_id="test-" + now.strftime("%Y%m%d%H%M%S"), rule="notify-test",
         story_id="test", followup=False, url="https://example.org/news/monitor-test",

@@ -82,8 +82,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Iterable
 
 import numpy as np
 
@@ -136,7 +136,7 @@ class Signature:
         self._empty: bool | None = None
 
     @classmethod
-    def empty(cls, num_perm: int = NUM_PERM) -> "Signature":
+    def empty(cls, num_perm: int = NUM_PERM) -> Signature:
         """The signature of a text with no units; similar to nothing, itself included."""
         return cls(np.full(num_perm, _EMPTY, dtype=np.uint32))
 

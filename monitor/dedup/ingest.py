@@ -22,7 +22,6 @@ from monitor.models import Article
 from monitor.text.normalise import normalise
 from storage.base import NewArticle, Transaction
 
-
 # Shorter texts (a headline and a one-line feed summary) share too few shingles
 # for a similarity to mean anything: two different items from one template
 # ("Local news item 1", "... item 2") would look like copies. Below this they are
@@ -44,7 +43,7 @@ class Fingerprints:
 
     @classmethod
     def of(cls, article: Article, normalised: str | None = None,
-           normalised_title: str | None = None) -> "Fingerprints":
+           normalised_title: str | None = None) -> Fingerprints:
         """``normalised``, ``normalised_title``: the normalised text (or the title when
         there is no text) and title, when the caller has them already."""
         norm = normalised if normalised is not None else normalise(article.text or article.title)

@@ -15,15 +15,15 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 
 from monitor.delivery.backlog import Backlog
-from monitor.errors import DeliveryError, StorageError
-from monitor.models import AlertRecord
 from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.quiet import held_channels
+from monitor.errors import DeliveryError, StorageError
+from monitor.models import AlertRecord
 from monitor.text.safe import one_line
 from storage.base import DeliveryRow, Store
 
@@ -103,7 +103,7 @@ async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
     claims not yet sent are given up (freed when it is back), and StorageError is
     raised. ``working`` holds the (alert id, notifier) being worked on, whose leases
     the daemon renews."""
-    now = now or (lambda: datetime.now(timezone.utc))
+    now = now or (lambda: datetime.now(UTC))
     backlog = backlog if backlog is not None else Backlog()
     working = working if working is not None else set()
     stats = DeliveryStats()
@@ -215,7 +215,7 @@ async def deliver_digest(store: Store, notifier: Notifier, *,
     is lost between digests or across a restart. A digest sent while the store
     went away is recorded (``backlog``) when it is back.
     """
-    now = now or (lambda: datetime.now(timezone.utc))
+    now = now or (lambda: datetime.now(UTC))
     backlog = backlog if backlog is not None else Backlog()
     stats = DeliveryStats()
     if not await asyncio.to_thread(backlog.flush):
@@ -277,7 +277,7 @@ async def deliver_due_digests(store: Store, notifiers: dict[str, Notifier], conf
                               now: Callable[[], datetime] | None = None,
                               backlog: Backlog | None = None) -> DeliveryStats:
     """Send every digest channel whose scheduled time has come."""
-    now = now or (lambda: datetime.now(timezone.utc))
+    now = now or (lambda: datetime.now(UTC))
     total = DeliveryStats()
     for n in config.notifiers:
         if n.mode != "digest" or n.name not in notifiers:
@@ -292,7 +292,7 @@ async def deliver_due_digests(store: Store, notifiers: dict[str, Notifier], conf
 
 def quiet_channels(config, now: datetime | None = None) -> dict[str, datetime]:
     """The channels in quiet hours now, each with the time its quiet hours end."""
-    return held_channels(config.notifiers, now or datetime.now(timezone.utc))
+    return held_channels(config.notifiers, now or datetime.now(UTC))
 
 
 async def deliver_due(store: Store, notifiers: dict[str, Notifier], config, *,
@@ -311,7 +311,7 @@ async def deliver_due(store: Store, notifiers: dict[str, Notifier], config, *,
 def pending_due(store: Store, config, now: datetime | None = None) -> int:
     """Deliveries that are due and still pending: immediate ones no hold keeps back
     (Retry-After, quiet hours), and those of digests whose time has come."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     pending = store.count_pending_deliveries(now, exclude=quiet_channels(config, now))
     for n in config.notifiers:
         if n.mode == "digest" and digest_due(

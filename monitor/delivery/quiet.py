@@ -12,8 +12,8 @@ daylight saving time.
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _SPEC = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
@@ -45,7 +45,7 @@ def quiet_until(period: tuple[time, time], zone: str, now: datetime) -> datetime
         end_day = local.date() + timedelta(days=1) if at >= start else local.date()
     if not inside:
         return None
-    return datetime.combine(end_day, end, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(end_day, end, tzinfo=tz).astimezone(UTC)
 
 
 def held_channels(notifiers: Iterable, now: datetime) -> dict[str, datetime]:

@@ -62,12 +62,14 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field as dc_field
-from typing import Iterable, Iterator, Mapping, Union
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Union
 
 from monitor.errors import QueryError
-from monitor.text.segment import HANGUL_RE, has_kana, words
 from monitor.text.normalise import tokenize
+from monitor.text.segment import HANGUL_RE, has_kana, words
 
 __all__ = ["Document", "Hit", "MatchResult", "Query", "RuleSet", "compile_query",
            "Term", "And", "Or", "Not", "Near", "FIELDS", "MAX_DEPTH"]
@@ -109,7 +111,7 @@ class Term:
 
 @dataclass(frozen=True)
 class And:
-    children: tuple["Node", ...]
+    children: tuple[Node, ...]
     pos: int = dc_field(default=0, compare=False)
 
     def __str__(self) -> str:
@@ -118,7 +120,7 @@ class And:
 
 @dataclass(frozen=True)
 class Or:
-    children: tuple["Node", ...]
+    children: tuple[Node, ...]
     pos: int = dc_field(default=0, compare=False)
 
     def __str__(self) -> str:
@@ -127,7 +129,7 @@ class Or:
 
 @dataclass(frozen=True)
 class Not:
-    child: "Node"
+    child: Node
     pos: int = dc_field(default=0, compare=False)
 
     def __str__(self) -> str:
@@ -136,8 +138,8 @@ class Not:
 
 @dataclass(frozen=True)
 class Near:
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     distance: int
     pos: int = dc_field(default=0, compare=False)
 
@@ -634,7 +636,7 @@ class Document:
 
     @classmethod
     def build(cls, *, title: str = "", text: str = "", source: str = "",
-              url: str = "") -> "Document":
+              url: str = "") -> Document:
         values = {"title": title or "", "text": text or "", "source": source or "",
                   "url": url or ""}
         # Han characters are read as Japanese when the article has any kana.
@@ -642,7 +644,7 @@ class Document:
         return cls({name: _Field(name, values[name], japanese) for name in FIELDS})
 
     @classmethod
-    def from_article(cls, article, source: str | None = None) -> "Document":
+    def from_article(cls, article, source: str | None = None) -> Document:
         return cls.build(title=article.title or "", text=article.text or "",
                          source=source if source is not None else article.source or "",
                          url=article.url or "")
@@ -692,7 +694,7 @@ class _Evaluator:
         self.doc = doc
         self.memo: dict[Term, list[_Span] | None] = {}
 
-    def result(self, node: Node) -> "MatchResult | None":
+    def result(self, node: Node) -> MatchResult | None:
         spans = self.eval(node)
         if spans is None:
             return None

@@ -37,7 +37,7 @@ def read_article(raw: bytes) -> Article:
     """An article from a file's bytes: an HTML page (extracted as the pipeline
     would), or plain text whose first line is the headline."""
     if _HTML_HEAD.search(raw[:2000]):
-        from monitor.text.extract import extract_article   # trafilatura: only for HTML files
+        from monitor.text.extract import extract_article  # trafilatura: only for HTML files
 
         extracted = extract_article(raw, url="https://localhost/article")
         if extracted is None:

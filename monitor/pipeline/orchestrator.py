@@ -13,25 +13,26 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from monitor.sources import feeds, links, sitemaps
 from monitor.config import Config, SourceConfig
 from monitor.dedup.ingest import Fingerprints, Verdict, ingest
 from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError, StorageError
-from monitor.text.extract import extract_article
-from monitor.sources.fetch import Fetcher
 from monitor.logs import redactor
-from monitor.models import AlertRecord, Article, Entry
-from monitor.sources.polling import PollOutcome, PollPolicy, next_poll
 from monitor.match.query import Document, RuleSet, compile_query
+from monitor.models import AlertRecord, Article, Entry
+from monitor.pipeline.workers import Workers
+from monitor.sources import feeds, links, sitemaps
+from monitor.sources.fetch import Fetcher
+from monitor.sources.polling import PollOutcome, PollPolicy, next_poll
 from monitor.sources.robots import RobotsCache
+from monitor.sources.urls import canonicalize
+from monitor.text.extract import extract_article
 from monitor.text.normalise import normalise, tokenize
 from monitor.text.safe import one_line
-from monitor.sources.urls import canonicalize
-from monitor.pipeline.workers import Workers
 from storage.base import AlertRow, SourceState, Store
 
 log = logging.getLogger("monitor.pipeline")
@@ -161,7 +162,7 @@ class Pipeline:
         self.fetcher = fetcher
         self.dry_run = dry_run
         self.force = force               # poll even a source whose server asked to wait
-        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.now = now or (lambda: datetime.now(UTC))
         self.rule_queries = rule_queries(config)
         self.on_progress = on_progress or (lambda source, message: None)
         # A source URL may carry a secret (${VAR}), and errors name their URL.
@@ -195,7 +196,7 @@ class Pipeline:
         if state.hold_until is not None and state.hold_until > started and not self.force:
             result.status = "skipped"
             result.error = ("the server asked to wait until "
-                            f"{state.hold_until.astimezone(timezone.utc):%Y-%m-%d %H:%M:%SZ}")
+                            f"{state.hold_until.astimezone(UTC):%Y-%m-%d %H:%M:%SZ}")
             self.on_progress(source.name, "done")
             return result
         try:
@@ -407,7 +408,7 @@ class Pipeline:
                  extra={"source": source.name, "article": article.url, "event": "article"})
 
     def _record_article(self, source: SourceConfig, article: Article, aliases: list[str],
-                        keys: list[str], analysis: "Analysis",
+                        keys: list[str], analysis: Analysis,
                         now: datetime) -> tuple[Verdict, list[AlertRecord]]:
         """Dedup, store, and record the alerts of one article, in one transaction."""
         with self.store.exclusive() as tx:
@@ -440,7 +441,7 @@ class Pipeline:
         return results
 
     def _record_in(self, tx, source: SourceConfig, article: Article, aliases: list[str],
-                   keys: list[str], analysis: "Analysis",
+                   keys: list[str], analysis: Analysis,
                    now: datetime) -> tuple[Verdict, list[AlertRecord]]:
         records: list[AlertRecord] = []
         verdict = ingest(tx, article, analysis.fingerprints, aliases=aliases, now=now)

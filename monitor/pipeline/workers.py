@@ -14,9 +14,10 @@ import gc
 import logging
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import Any
 
 from monitor.logs import LogSettings, current_settings, setup_worker_logging
 

@@ -28,7 +28,7 @@ import functools
 import logging
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from monitor.config import Config, SourceConfig
 from monitor.errors import StorageError
@@ -64,10 +64,10 @@ class Service:
         # Writes that failed while the store was away, saved when it is back.
         from monitor.delivery.backlog import Backlog
         self.backlog = Backlog()
-        self.last_prune = datetime.min.replace(tzinfo=timezone.utc)
+        self.last_prune = datetime.min.replace(tzinfo=UTC)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def run(self, http_address: str | None = None) -> int:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -76,10 +76,10 @@ class Service:
 
         from monitor.cli.main import _fetch_policy, build_notifiers
         from monitor.delivery.outbox import reclaim_dead_leases
-        from monitor.sources.fetch import Fetcher
-        from monitor.service.metrics import probe_loop_lag
         from monitor.pipeline.orchestrator import Pipeline
         from monitor.pipeline.workers import Workers
+        from monitor.service.metrics import probe_loop_lag
+        from monitor.sources.fetch import Fetcher
         from storage import open_store
 
         web_socket = None
@@ -106,7 +106,7 @@ class Service:
         self.pipeline = Pipeline(self.config, self.store, self.http, workers=self.workers)
         web = await self._start_web(web_socket) if web_socket else None
 
-        scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        scheduler = AsyncIOScheduler(timezone=UTC)
         now = self.now()
         scheduler.add_job(self._spawn, IntervalTrigger(seconds=self.tick_seconds),
                           args=[self._tick], id="tick", next_run_time=now,
@@ -258,8 +258,8 @@ class Service:
                  extra={"notifier": name, "event": "digest"})
 
     async def _maintain(self) -> None:
-        from monitor.delivery.outbox import reclaim_dead_leases
         from monitor.dedup.fingerprint import STORY_WINDOW
+        from monitor.delivery.outbox import reclaim_dead_leases
 
         now = self.now()
         await asyncio.to_thread(self.backlog.flush)

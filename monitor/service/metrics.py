@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ LAG_WINDOW = 60.0          # seconds over which the event-loop lag gauge takes i
 LAG_PROBE = 0.5            # how often the probe asks to wake
 
 
-async def probe_loop_lag(metrics: "Metrics", stop: asyncio.Event) -> None:
+async def probe_loop_lag(metrics: Metrics, stop: asyncio.Event) -> None:
     """Wake every LAG_PROBE seconds and record how late: the time the loop was busy."""
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -72,12 +72,12 @@ class Metrics:
         ok = self.last_cycle_ok is not False
         body = {"status": "ok" if ok else "failing",
                 "uptime_seconds": round(time.time() - self.started, 1),
-                "last_cycle": (datetime.fromtimestamp(self.last_cycle_at, timezone.utc).isoformat()
+                "last_cycle": (datetime.fromtimestamp(self.last_cycle_at, UTC).isoformat()
                                if self.last_cycle_at else None),
                 "last_cycle_ok": self.last_cycle_ok}
         return (200 if ok else 503), body
 
-    def prometheus(self, config: "Config", store: "Store") -> str:
+    def prometheus(self, config: Config, store: Store) -> str:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> None:
@@ -99,7 +99,7 @@ class Metrics:
                [({"source": s}, n) for s, n in sorted(self.alerts.items())])
         metric("monitor_deliveries_total", "counter", "Delivery attempts by result.",
                [({"result": r}, n) for r, n in sorted(self.deliveries.items())])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         oldest = store.oldest_pending_delivery(digest=False)   # digests wait by design
         metric("monitor_delivery_lag_seconds", "gauge",
                "Age of the oldest alert waiting for an immediate delivery (0 when none waits).",

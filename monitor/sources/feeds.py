@@ -41,7 +41,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
@@ -49,10 +49,10 @@ import lxml.html
 from lxml import etree
 
 from monitor.errors import ParseError
-from monitor.sources.links import advertised_feeds
 from monitor.models import Entry
-from monitor.text.safe import clean_text
+from monitor.sources.links import advertised_feeds
 from monitor.sources.urls import resolve_http_url
+from monitor.text.safe import clean_text
 
 __all__ = ["ParsedFeed", "parse_feed", "html_to_text", "MAX_ENTRIES", "MAX_CHARS",
            "FUTURE_TOLERANCE"]
@@ -86,7 +86,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None,
     if not isinstance(body, (bytes, bytearray)):
         raise TypeError("parse_feed() takes the raw bytes of the response")
     body = bytes(body)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if _is_json(body, content_type):
         return _parse_json_feed(body, url, now)
     root = _sniff(body, url)
@@ -335,7 +335,7 @@ def _published(raw: Any, now: datetime) -> datetime | None:
         if not parsed:
             continue
         try:
-            when = datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+            when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
         except (OverflowError, ValueError, OSError, TypeError):
             continue
         if when > now + FUTURE_TOLERANCE:
@@ -512,8 +512,8 @@ def _json_date(raw: dict, now: datetime) -> datetime | None:
         except ValueError:
             continue
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)   # RFC 3339 requires an offset; assume UTC
-        when = when.astimezone(timezone.utc)
+            when = when.replace(tzinfo=UTC)   # RFC 3339 requires an offset; assume UTC
+        when = when.astimezone(UTC)
         return None if when > now + FUTURE_TOLERANCE else when
     return None
 

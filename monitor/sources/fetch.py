@@ -26,7 +26,7 @@ import ssl
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import brotli
 import httpcore
@@ -34,7 +34,13 @@ import httpx
 
 from monitor import defaults
 from monitor.errors import FetchError, FetchTimeout, HTTPStatusError, TooLarge, TooManyRedirects
-from monitor.sources.netguard import GuardedNetworkBackend, IPAddress, Resolver, is_public_address, resolve
+from monitor.sources.netguard import (
+    GuardedNetworkBackend,
+    IPAddress,
+    Resolver,
+    is_public_address,
+    resolve,
+)
 
 __all__ = ["FetchPolicy", "Fetcher", "Response", "guarded_transport", "parse_retry_after"]
 
@@ -89,7 +95,7 @@ class Response:
         expires_at = _parse_http_date(expires)
         if expires_at is None:
             return 0.0
-        date = _parse_http_date(self.headers.get("date", "")) or datetime.now(timezone.utc)
+        date = _parse_http_date(self.headers.get("date", "")) or datetime.now(UTC)
         return max(0.0, (expires_at - date).total_seconds())
 
 
@@ -103,7 +109,7 @@ def _parse_http_date(value: str) -> datetime | None:
         return None
     if parsed is None:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -117,7 +123,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = _parse_http_date(value)
         if when is None:
             return None
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return max(0.0, (when - now).total_seconds())
     return seconds if seconds >= 0 and seconds == seconds else None  # NaN is not a delay
 

@@ -29,9 +29,9 @@ import re2
 from lxml import etree
 
 from monitor.errors import ConfigError, ParseError
-from monitor.text.extract import decode_html
 from monitor.models import Entry
 from monitor.sources.urls import canonicalize, same_site
+from monitor.text.extract import decode_html
 
 __all__ = ["discover_links", "compile_link_pattern", "advertised_feeds", "FeedLink",
            "MAX_LINKS", "MAX_FEED_LINKS"]

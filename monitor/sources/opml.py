@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from xml.etree.ElementTree import ParseError as XMLParseError
-from xml.sax.saxutils import quoteattr, escape
+from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 import listparser
@@ -118,7 +118,7 @@ def _urls_as_written(config: Config) -> list[str]:
 
 def export_opml(config: Config, *, now: datetime | None = None) -> tuple[str, list[str]]:
     """``sources export``: OPML 2.0 of the feed sources, and the names left out."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     # A URL read back from the file keeps its ${VAR} references; one that could not
     # be (the file changed since) still never shows a secret's value.
     redact = redactor(config.secrets)

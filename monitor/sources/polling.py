@@ -51,7 +51,7 @@ import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["PollOutcome", "PollPolicy", "adaptive_interval", "next_poll"]
 
@@ -152,7 +152,7 @@ def adaptive_interval(publish_times: Iterable[datetime], policy: PollPolicy, *,
     published at once or one long holiday. Naive datetimes are taken as UTC;
     ``now`` defaults to the current time, so pass it where purity matters.
     """
-    now_utc = _utc(now) if now is not None else datetime.now(timezone.utc)
+    now_utc = _utc(now) if now is not None else datetime.now(UTC)
     oldest = now_utc - ADAPTIVE_WINDOW
     times = sorted({t for t in map(_utc_or_none, publish_times)
                     if t is not None and oldest <= t <= now_utc})
@@ -189,8 +189,8 @@ def _unit(value: float) -> float:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
-        timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(
+        UTC)
 
 
 def _utc_or_none(value: object) -> datetime | None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from xml.etree.ElementTree import Element, ParseError as XMLParseError
+from datetime import UTC, datetime, timedelta
+from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import ParseError as XMLParseError
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -59,7 +60,7 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime | None = None) -> Site
             raise ParseError("not a sitemap: looks like an HTML page") from exc
         raise ParseError(f"not a sitemap: malformed XML ({exc})") from exc
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     kind = _local(root.tag)
     result = SitemapResult()
     if kind == "sitemapindex":
@@ -134,8 +135,8 @@ def _parse_date(value: str, now: datetime) -> datetime | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    when = when.astimezone(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
     if when.year < 1990 or when > now + FUTURE_TOLERANCE:
         return None
     return when

@@ -18,12 +18,12 @@ Decisions:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import urlsplit
 
-from monitor.text.safe import one_line
 from monitor.sources.urls import canonicalize
+from monitor.text.safe import one_line
 
 MAX_NAME = 60
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",

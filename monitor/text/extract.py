@@ -33,16 +33,16 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 import trafilatura
-from trafilatura.utils import load_html
 from lxml import etree
+from trafilatura.utils import load_html
 
-from monitor.text.safe import clean_text
 from monitor.sources.urls import canonicalize
+from monitor.text.safe import clean_text
 
 __all__ = ["Extracted", "extract_article", "decode_html", "MIN_TEXT_CHARS"]
 
@@ -116,7 +116,7 @@ def extract_article(html: bytes | str, *, url: str, charset: str | None = None,
     site_name = meta.site_name
     title = _choose_title(meta, site_name, url)
     published = meta.published or _find_date(tree, url)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if published is not None and published > now + FUTURE_TOLERANCE:
         published = None
     author = meta.author
@@ -360,8 +360,8 @@ def _parse_datetime(value: str) -> datetime | None:
     if when.year < _EARLIEST_YEAR:  # 0001-01-01 and other placeholders
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 def _date_only(value: str | None) -> datetime | None:
@@ -371,7 +371,7 @@ def _date_only(value: str | None) -> datetime | None:
         day = datetime.strptime(value[:10], "%Y-%m-%d")
     except ValueError:
         return None
-    return day.replace(tzinfo=timezone.utc) if day.year >= _EARLIEST_YEAR else None
+    return day.replace(tzinfo=UTC) if day.year >= _EARLIEST_YEAR else None
 
 
 def _guess_language(text: str) -> str:

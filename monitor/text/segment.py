@@ -76,7 +76,7 @@ def _japanese_boundaries(runs: list[str]) -> list[list[int]]:
     """For each run, the offsets inside it where a Japanese word starts (0 excluded)."""
     global _tagger
     if _tagger is None:
-        import fugashi      # loaded only by processes that meet Japanese text
+        import fugashi  # loaded only by processes that meet Japanese text
         _tagger = fugashi.Tagger("-Owakati")
     # Pieces of runs go to MeCab in batches, kept apart by 。 (never inside a
     # run, and always a token of its own): the per-call overhead is paid once
@@ -112,7 +112,7 @@ def _japanese_boundaries(runs: list[str]) -> list[list[int]]:
 
 
 def _chinese_boundaries(runs: list[str]) -> list[list[int]]:
-    import rjieba           # loaded only by processes that meet Chinese text
+    import rjieba  # loaded only by processes that meet Chinese text
     out: list[list[int]] = []
     for run in runs:
         cuts = {start for _, start, _ in rjieba.tokenize(run)}

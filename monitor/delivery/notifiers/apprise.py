@@ -32,12 +32,12 @@ from urllib.parse import urlsplit
 
 import apprise
 
-from monitor.errors import BlockedAddress, ConfigError, DeliveryError, FetchError
-from monitor.models import AlertRecord
-from monitor.sources.netguard import GuardedNetworkBackend, is_public_address, parse_ip
 from monitor.delivery.notifiers import render
 from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options
+from monitor.errors import BlockedAddress, DeliveryError, FetchError
+from monitor.models import AlertRecord
+from monitor.sources.netguard import GuardedNetworkBackend, is_public_address, parse_ip
 
 _MASS_MENTION = re.compile(r"@(everyone|here|channel|room|all)\b", re.IGNORECASE)
 
@@ -82,7 +82,7 @@ class AppriseNotifier(Notifier):
         return f"<AppriseNotifier {self.name!r}: {len(self._urls)} URLs>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "AppriseNotifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> AppriseNotifier:
         opts = Options(name, options, {"urls", "timeout"})
         urls = opts.values.get("urls")
         if isinstance(urls, str):

@@ -27,7 +27,7 @@ class Notifier(ABC):
 
     @classmethod
     @abstractmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "Notifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> Notifier:
         """Build from the notifier's TOML table (``name`` and ``kind`` removed).
 
         Raises ConfigError naming the notifier, the key and what is wrong.

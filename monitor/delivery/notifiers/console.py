@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from monitor.errors import ConfigError
-from monitor.models import AlertRecord
 from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import published_text
+from monitor.errors import ConfigError
+from monitor.models import AlertRecord
 from monitor.text.safe import one_line
 
 
@@ -20,7 +20,7 @@ class ConsoleNotifier(Notifier):
         self.stream = stream
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "ConsoleNotifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> ConsoleNotifier:
         if options:
             raise ConfigError(f"notifier {name!r}: {sorted(options)[0]}: unknown key")
         return cls(name)

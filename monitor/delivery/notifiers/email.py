@@ -7,24 +7,24 @@ a failure is permanent: 5xx is, 4xx and lost connections are not.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import ipaddress
 import re
 import smtplib
 import ssl
-import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from typing import Any
 
+from monitor.delivery.notifiers import render
+from monitor.delivery.notifiers.base import Notifier
+from monitor.delivery.notifiers.render import Options, one_line
 from monitor.errors import DeliveryError
 from monitor.models import AlertRecord
-from monitor.delivery.notifiers.base import Notifier
-from monitor.delivery.notifiers import render
-from monitor.delivery.notifiers.render import Options, one_line
 
 _ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+\.[^@\s<>()\[\],;:\\\"]+$")
 _MESSAGE_ID = re.compile(r"^<[^<>\s]{1,250}>$")
@@ -60,7 +60,7 @@ class EmailNotifier(Notifier):
         return f"<EmailNotifier {self.name!r} {self.host}:{self.port} {self.security}>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "EmailNotifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> EmailNotifier:
         opts = Options(name, options, {"host", "port", "security", "username", "password",
                                        "from", "to", "timeout"})
         host = opts.string("host", required=True)
@@ -192,7 +192,7 @@ class EmailNotifier(Notifier):
         msg["Subject"] = subject
         msg["From"] = formataddr(self.sender)
         msg["To"] = ", ".join(formataddr(pair) for pair in self.to)
-        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = make_msgid(domain=self._msgid_domain)
         msg["Auto-Submitted"] = "auto-generated"   # RFC 3834: no auto-replies, please
         return msg

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from monitor.delivery.notifiers.base import Notifier
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertRecord
-from monitor.delivery.notifiers.base import Notifier
 
 
 class JsonlNotifier(Notifier):
@@ -20,7 +20,7 @@ class JsonlNotifier(Notifier):
         self.path = Path(path)
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "JsonlNotifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> JsonlNotifier:
         options = dict(options)
         path = options.pop("path", None)
         if not isinstance(path, str) or not path:

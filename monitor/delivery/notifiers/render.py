@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from monitor.text import safe as textsafe
 from monitor.config import parse_duration
 from monitor.errors import ConfigError
 from monitor.models import AlertRecord
+from monitor.text import safe as textsafe
 
 # Every character str.splitlines() breaks on, every other control character,
 # and the invisible bidi/format controls that can disguise text.
@@ -67,7 +68,7 @@ def published_text(published: str | None, zone: str = "UTC") -> str:
     if when.tzinfo is None:
         return when.strftime("%Y-%m-%d %H:%M")
     if zone == "UTC":
-        return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     local = when.astimezone(ZoneInfo(zone))
     # An abbreviation where the zone has one (JST, KST, CEST), else the offset.
     name = local.tzname() or ""

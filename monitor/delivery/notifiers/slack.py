@@ -16,12 +16,12 @@ import json
 import time
 from typing import Any
 
-from monitor.errors import ConfigError, DeliveryError
-from monitor.models import AlertRecord
 from monitor.delivery.notifiers import render
 from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options, one_line
 from monitor.delivery.notifiers.webhook import post_once
+from monitor.errors import ConfigError, DeliveryError
+from monitor.models import AlertRecord
 
 DEFAULT_API_BASE = "https://slack.com/api"
 _MAX_BLOCKS = 50           # Slack's limit per message
@@ -136,7 +136,7 @@ class SlackNotifier(Notifier):
         return f"<SlackNotifier {self.name!r} {target}>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "SlackNotifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> SlackNotifier:
         opts = Options(name, options, {"webhook_url", "token", "channel", "api_base", "timeout"})
         timeout = opts.duration("timeout", 30.0)
         if opts.has("webhook_url"):

@@ -23,14 +23,20 @@ import hmac
 import json
 import re
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from monitor.errors import (BlockedAddress, DeliveryError, FetchError, HTTPStatusError,
-                            TooManyRedirects)
-from monitor.models import AlertRecord
 from monitor.delivery.notifiers import render
 from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options
+from monitor.errors import (
+    BlockedAddress,
+    DeliveryError,
+    FetchError,
+    HTTPStatusError,
+    TooManyRedirects,
+)
+from monitor.models import AlertRecord
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -105,7 +111,7 @@ class WebhookNotifier(Notifier):
         return f"<WebhookNotifier {self.name!r}>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> "WebhookNotifier":
+    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> WebhookNotifier:
         opts = Options(name, options, {"url", "secret", "headers", "timeout"})
         headers = opts.values.get("headers") or {}
         if not isinstance(headers, dict):

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -30,25 +31,37 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse,
-                                 RedirectResponse, Response)
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from monitor.dedup import fingerprint
 from monitor.cli.main import _fetch_policy
 from monitor.config import Config
+from monitor.dedup import fingerprint
 from monitor.errors import FetchError, MonitorError, QueryError
-from monitor.text.extract import extract_article
-from monitor.sources.fetch import Fetcher
 from monitor.logs import redactor
 from monitor.match.query import Document, compile_query
+from monitor.match.rulecheck import Article
 from monitor.service.web import views
 from monitor.service.web.feeds import atom_feed
-from monitor.match.rulecheck import Article
 from monitor.service.web.ruletest import pasted_article, try_rule
-from monitor.service.web.security import (CSRF_COOKIE, CSRF_FIELD, SECURITY_HEADERS, SESSION_COOKIE,
-                                  SESSION_MAX_AGE, Guard, same_origin)
+from monitor.service.web.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    Guard,
+    same_origin,
+)
+from monitor.sources.fetch import Fetcher
+from monitor.text.extract import extract_article
 from storage.base import AlertRow, Store
 
 log = logging.getLogger("monitor.web")
@@ -190,7 +203,7 @@ class Web:
         if period and period not in PERIODS:
             raise HTTPException(400, f"unknown period {period!r}: use one of "
                                      f"{', '.join(PERIODS)}")
-        since = datetime.now(timezone.utc) - PERIODS[period] if period else None
+        since = datetime.now(UTC) - PERIODS[period] if period else None
         return {"rule": rule, "source": source, "since": since, "period": period}
 
     @staticmethod
@@ -315,7 +328,7 @@ class Web:
         if not await self._read(self.store.story_exists, story_id):
             raise HTTPException(404, "no such story")
         if mute:
-            await self._read(self.store.mute_story, story_id, datetime.now(timezone.utc))
+            await self._read(self.store.mute_story, story_id, datetime.now(UTC))
         else:
             await self._read(self.store.unmute_story, story_id)
         log.info("story %s %s from the web page", story_id, "muted" if mute else "unmuted",
@@ -324,10 +337,10 @@ class Web:
 
     # sources page -----------------------------------------------------------------
     def _sources(self) -> list[views.SourceView]:
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         days = views.chart_days(today)
         since = datetime.combine(today - timedelta(days=views.CHART_DAYS - 1),
-                                 datetime.min.time(), timezone.utc)
+                                 datetime.min.time(), UTC)
         states = self.store.all_source_states()
         polls = self.store.poll_days(since)
         alerts = self.store.alert_days(since)

@@ -9,7 +9,7 @@ matched words and the rule; its category is the rule.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
 from markupsafe import Markup, escape
@@ -52,7 +52,7 @@ def atom_feed(rows: list[AlertRow], *, title: str, feed_id: str, self_url: str,
     fg.link(href=self_url, rel="self", type="application/atom+xml")
     fg.link(href=page_url, rel="alternate", type="text/html")
     fg.generator("news-monitor")
-    updated = max((r.created_at for r in rows), default=datetime.now(timezone.utc))
+    updated = max((r.created_at for r in rows), default=datetime.now(UTC))
     fg.updated(updated)
     for row in rows:
         record = row.record

@@ -9,7 +9,7 @@ the snippet for the matched words: the engine knows that "Kim Jong-un" matched
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -55,7 +55,7 @@ def local_time(value: datetime | None, tz: ZoneInfo) -> str:
     if value is None:
         return "—"
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
@@ -66,7 +66,7 @@ def parse_iso(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class AlertView:
     followup: bool
     story_id: str
     muted: bool
-    followups: list["AlertView"] = field(default_factory=list)
+    followups: list[AlertView] = field(default_factory=list)
     hidden_followups: int = 0
 
 
@@ -150,7 +150,7 @@ class ArticleView:
     source: str
     published: str
     similarity: float | None = None
-    copies: list["ArticleView"] = field(default_factory=list)
+    copies: list[ArticleView] = field(default_factory=list)
 
 
 def story_articles(articles: list[StoredArticle], similarities: dict[int, float],
