@@ -1,6 +1,10 @@
-"""The storage interface: everything the monitor keeps, behind one abstract class.
+"""The storage interfaces, one per concern, and ``Store``, which is all of them.
 
-Implementations: ``storage.sql.SQLStore`` over SQLite (default) and PostgreSQL.
+``SourceStore`` (sources, seen entries, poll counts), ``ArticleStore`` (articles and
+dedup look-ups), ``OutboxStore`` (alerts, deliveries, muted stories) and
+``LeaseStore`` (leases between nodes). Implementations: ``storage.sql.SQLStore``
+over SQLite (default) and PostgreSQL, and ``storage.memory.MemoryStore``.
+Async code reaches a store through ``storage.boundary.AsyncStore`` only.
 Decisions (is this a duplicate? which story?) are made by the pipeline; the store
 offers the lookups, the inserts, and an exclusive transaction in which a lookup
 and the insert that depends on it happen atomically across processes.
@@ -119,7 +123,8 @@ class Transaction(ABC):
     @abstractmethod
     def story_candidates(self, band_keys: list[int], since: datetime,
                          limit: int = 50) -> list[tuple[int, str, bytes]]:
-        """(article id, story id, story signature) of articles since ``since`` sharing a story band."""
+        """(article id, story id, story signature) of articles since ``since``
+        sharing a story band."""
 
     @abstractmethod
     def insert_article(self, article: NewArticle) -> int: ...
@@ -139,23 +144,9 @@ class Transaction(ABC):
     def mark_seen(self, source: str, keys: Iterable[str], article_id: int | None) -> None: ...
 
 
-class Store(ABC):
-    """Everything the monitor keeps."""
+class SourceStore(ABC):
+    """Sources: their polling state, the entries each has seen, and poll counts."""
 
-    url: str
-
-    @abstractmethod
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the current version."""
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def check(self) -> None:
-        """Raise StorageError when the store is damaged (a quick structural check;
-        a database server looks after its own files, so by default nothing)."""
-
-    # sources ---------------------------------------------------------------
     @abstractmethod
     def source_state(self, name: str) -> SourceState: ...
 
@@ -173,7 +164,23 @@ class Store(ABC):
     def known_urls(self, urls: Iterable[str]) -> set[str]:
         """Which of these canonical URLs belong to a stored article (any source)."""
 
-    # articles --------------------------------------------------------------
+    @abstractmethod
+    def mark_seen(self, source: str, keys: Iterable[str], article_id: int | None) -> None:
+        """Record these entry keys as seen by this source (``article_id``: the stored
+        article they led to, or None); keys seen already stay as they were."""
+
+    @abstractmethod
+    def record_poll(self, source: str, when: datetime, *, ok: bool) -> None:
+        """Count one poll of ``source`` on its UTC day, as a success or a failure."""
+
+    @abstractmethod
+    def poll_days(self, since: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+        """(source, 'YYYY-MM-DD') -> (successful polls, failed polls), UTC days from ``since``."""
+
+
+class ArticleStore(ABC):
+    """Articles and what dedup compares against; writes go through ``exclusive``."""
+
     @abstractmethod
     def exclusive(self, *, dry_run: bool = False) -> AbstractContextManager[Transaction]:
         """A transaction that no other process's exclusive transaction overlaps.
@@ -209,20 +216,14 @@ class Store(ABC):
     def article_signatures(self, article_ids: Iterable[int]) -> dict[int, bytes]:
         """The near-duplicate signatures of these articles (those that have one)."""
 
-    # polls -------------------------------------------------------------------
     @abstractmethod
-    def record_poll(self, source: str, when: datetime, *, ok: bool) -> None:
-        """Count one poll of ``source`` on its UTC day, as a success or a failure."""
+    def story_exists(self, story_id: str) -> bool:
+        """Whether an article or an alert belongs to this story."""
 
-    @abstractmethod
-    def poll_days(self, since: datetime) -> dict[tuple[str, str], tuple[int, int]]:
-        """(source, 'YYYY-MM-DD') -> (successful polls, failed polls), UTC days from ``since``."""
 
-    @abstractmethod
-    def alert_days(self, since: datetime) -> dict[tuple[str, str], int]:
-        """(source, 'YYYY-MM-DD') -> alerts recorded that UTC day, from ``since``."""
+class OutboxStore(ABC):
+    """Alerts, their deliveries (the outbox) and muted stories."""
 
-    # alerts and deliveries --------------------------------------------------
     @abstractmethod
     def list_alerts(self, *, pending_only: bool = False, limit: int = 50,
                     rule: str | None = None, source: str | None = None,
@@ -238,7 +239,10 @@ class Store(ABC):
     @abstractmethod
     def get_alert(self, alert_id: str) -> AlertRow | None: ...
 
-    # stories -------------------------------------------------------------------
+    @abstractmethod
+    def alert_days(self, since: datetime) -> dict[tuple[str, str], int]:
+        """(source, 'YYYY-MM-DD') -> alerts recorded that UTC day, from ``since``."""
+
     @abstractmethod
     def mute_story(self, story_id: str, now: datetime) -> bool:
         """Mute a story: its alerts recorded from now on are not delivered.
@@ -251,10 +255,6 @@ class Store(ABC):
     @abstractmethod
     def muted_stories(self, story_ids: Iterable[str] | None = None) -> dict[str, datetime]:
         """story id -> when it was muted, for the muted ones among ``story_ids`` (all when None)."""
-
-    @abstractmethod
-    def story_exists(self, story_id: str) -> bool:
-        """Whether an article or an alert belongs to this story."""
 
     @abstractmethod
     def oldest_pending_delivery(self, notifier: str | None = None,
@@ -299,7 +299,10 @@ class Store(ABC):
         """Record a failed try; ``hold_until``: the channel asked not to be tried
         again before then (Retry-After)."""
 
-    # leases for several nodes sharing one store ----------------------------------
+
+class LeaseStore(ABC):
+    """Leases on sources and deliveries, for several nodes sharing one store."""
+
     @abstractmethod
     def claim_due_sources(self, owner: str, now: datetime, lease_seconds: float,
                           names: list[str], limit: int = 100) -> list[str]:
@@ -332,3 +335,20 @@ class Store(ABC):
         """Extend ``owner``'s leases on these sources and pending (alert id, notifier)
         deliveries -- those it is working on, no others -- to now + lease_seconds.
         A lease left behind (its work abandoned) runs out, and another pass takes it."""
+
+
+class Store(SourceStore, ArticleStore, OutboxStore, LeaseStore):
+    """Everything the monitor keeps: every interface above, and the schema's life."""
+
+    url: str
+
+    @abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the current version."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def check(self) -> None:
+        """Raise StorageError when the store is damaged (a quick structural check;
+        a database server looks after its own files, so by default nothing)."""

@@ -294,7 +294,9 @@ class SQLiteDialect(Dialect):
         conn.execute("BEGIN IMMEDIATE")
 
     def insert_returning_id(self, conn: sqlite3.Connection, sql: str, params: tuple) -> int:
-        return conn.execute(sql, params).lastrowid
+        row_id = conn.execute(sql, params).lastrowid
+        assert row_id is not None      # an INSERT always sets it
+        return row_id
 
     def explain(self, conn: sqlite3.Connection, sql: str, params: tuple) -> str:
         rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from monitor.errors import ConfigError, StorageError
 from storage.dialects import Dialect, redact
-from storage.sql import EXCLUSIVE_LOCK_KEY
+from storage.sql.core import EXCLUSIVE_LOCK_KEY
 
 # SQLSTATEs worth running the transaction again for.
 _TRANSIENT_STATES = {
