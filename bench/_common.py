@@ -187,7 +187,7 @@ def write_config(path: Path, sources: list[dict], storage_url: str, *, concurren
                  rules: list[tuple[str, str]] | None = None) -> Path:
     """A TOML configuration for `check-now`, as a user would write it."""
     monitor = {"timeout": "120s", "per_host_delay": 0, "allow_private_networks": True,
-               "concurrency": concurrency, "per_host": per_host, "max_age": "36500d"}
+               "concurrency": concurrency, "per_host": per_host, "max_age": "3650d"}
     if workers is not None:
         monitor["workers"] = workers
     lines = ["[monitor]"] + [f"{k} = {_toml(v)}" for k, v in monitor.items()]
