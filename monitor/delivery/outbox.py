@@ -15,9 +15,10 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from monitor.delivery.backlog import Backlog
 from monitor.delivery.notifiers.base import Notifier
@@ -26,6 +27,7 @@ from monitor.errors import DeliveryError, StorageError
 from monitor.models import AlertRecord
 from monitor.text.safe import one_line
 from storage.base import DeliveryRow, Store
+from storage.boundary import AsyncStore, async_store
 
 log = logging.getLogger("monitor.deliver")
 
@@ -82,10 +84,11 @@ class DeliveryStats:
 
 
 def _record(data: dict) -> AlertRecord:
-    return AlertRecord(**{k: data.get(k) for k in AlertRecord.__dataclass_fields__})
+    fields: dict[str, Any] = {k: data.get(k) for k in AlertRecord.__dataclass_fields__}
+    return AlertRecord(**fields)
 
 
-async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
+async def deliver_pending(store: Store | AsyncStore, notifiers: dict[str, Notifier], *,
                           now: Callable[[], datetime] | None = None,
                           redact: Callable[[str], str] = lambda s: s,
                           held: Iterable[str] = (),
@@ -107,22 +110,23 @@ async def deliver_pending(store: Store, notifiers: dict[str, Notifier], *,
     backlog = backlog if backlog is not None else Backlog()
     working = working if working is not None else set()
     stats = DeliveryStats()
-    if not await asyncio.to_thread(backlog.flush):
+    db = async_store(store)
+    if not await db.call(backlog.flush):
         raise StorageError("the store is unavailable: earlier results are not saved yet")
     while True:
-        claimed = await asyncio.to_thread(store.claim_deliveries, owner_id(), now(),
-                                          LEASE_SECONDS, exclude=held, retry_before=retry_before)
+        claimed = await db.claim_deliveries(owner_id(), now(), LEASE_SECONDS, exclude=held,
+                                            retry_before=retry_before)
         if not claimed:
             return stats
         keys = [(row.alert_id, row.notifier) for row, _ in claimed]
         working.update(keys)
         try:
-            await _send_batch(store, notifiers, claimed, stats, now, redact, backlog)
+            await _send_batch(db, notifiers, claimed, stats, now, redact, backlog)
         finally:
             working.difference_update(keys)
 
 
-async def _send_batch(store: Store, notifiers: dict[str, Notifier],
+async def _send_batch(db: AsyncStore, notifiers: dict[str, Notifier],
                       claimed: list[tuple[DeliveryRow, dict]], stats: DeliveryStats,
                       now: Callable[[], datetime], redact: Callable[[str], str],
                       backlog: Backlog) -> None:
@@ -132,9 +136,11 @@ async def _send_batch(store: Store, notifiers: dict[str, Notifier],
     lost: list[StorageError] = []          # the store went away during the batch
     given_up: list[tuple[str, str]] = []
 
-    def save(what: str, write: Callable[[], None]) -> None:
+    store = db.store
+
+    async def save(what: str, write: Callable[[], None]) -> None:
         try:
-            write()
+            await db.call(write)
         except StorageError as exc:
             lost.append(exc)
             backlog.add(what, write)
@@ -149,14 +155,14 @@ async def _send_batch(store: Store, notifiers: dict[str, Notifier],
             alert = _record(record)
             what = f"outcome of alert {row.alert_id} on {name}"
             if notifier is None:
-                save(what, functools.partial(
+                await save(what, functools.partial(
                     store.delivery_failed, row.alert_id, name,
                     f"no notifier named {name!r} is configured any more",
                     permanent=True, next_attempt=None))
                 stats.failed += 1
                 continue
             try:
-                thread = await asyncio.to_thread(store.thread_receipt, name, alert.story_id)
+                thread = await db.thread_receipt(name, alert.story_id)
             except StorageError as exc:
                 lost.append(exc)
                 given_up.append((row.alert_id, name))
@@ -164,17 +170,17 @@ async def _send_batch(store: Store, notifiers: dict[str, Notifier],
             try:
                 receipt = await notifier.send(alert, thread=thread)
             except DeliveryError as exc:
-                save(what, functools.partial(_failed, store, row, name, redact(str(exc)),
+                await save(what, functools.partial(_failed, store, row, name, redact(str(exc)),
                                              exc.permanent, exc.retry_after, now()))
                 stats.failed += 1
             except Exception as exc:         # a notifier bug costs this delivery only
                 log.exception("notifier %s: unexpected error", name)
-                save(what, functools.partial(
+                await save(what, functools.partial(
                     _failed, store, row, name, redact(f"internal error: {type(exc).__name__}"),
                     False, None, now()))
                 stats.failed += 1
             else:
-                save(what, functools.partial(store.delivery_sent, row.alert_id, name,
+                await save(what, functools.partial(store.delivery_sent, row.alert_id, name,
                                              receipt or {}, now()))
                 stats.delivered += 1
 
@@ -205,7 +211,7 @@ def _failed(store: Store, row: DeliveryRow, name: str, error: str, permanent: bo
                           next_attempt=next_attempt, hold_until=hold_until)
 
 
-async def deliver_digest(store: Store, notifier: Notifier, *,
+async def deliver_digest(store: Store | AsyncStore, notifier: Notifier, *,
                          now: Callable[[], datetime] | None = None,
                          backlog: Backlog | None = None) -> DeliveryStats:
     """Send a digest channel's pending alerts as messages of up to DIGEST_SIZE
@@ -218,37 +224,39 @@ async def deliver_digest(store: Store, notifier: Notifier, *,
     now = now or (lambda: datetime.now(UTC))
     backlog = backlog if backlog is not None else Backlog()
     stats = DeliveryStats()
-    if not await asyncio.to_thread(backlog.flush):
+    db = async_store(store)
+    sync_store = db.store
+    if not await db.call(backlog.flush):
         raise StorageError("the store is unavailable: earlier results are not saved yet")
     while True:
-        claimed = await asyncio.to_thread(
-            store.claim_deliveries, owner_id(), now(), LEASE_SECONDS, digest=True,
-            notifier=notifier.name, limit=DIGEST_SIZE)
+        claimed = await db.claim_deliveries(owner_id(), now(), LEASE_SECONDS, digest=True,
+                                            notifier=notifier.name, limit=DIGEST_SIZE)
         if not claimed:
             return stats
         alerts = sorted((_record(record) for _, record in claimed), key=lambda a: a.story_id)
         try:
             receipt = await notifier.send_digest(alerts)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the alerts
             permanent = isinstance(exc, DeliveryError) and exc.permanent
             message = (str(exc) if isinstance(exc, DeliveryError)
                        else f"internal error: {type(exc).__name__}")
             # Digests are retried at the next scheduled digest, not given up on.
-            outcome = [functools.partial(store.delivery_failed, row.alert_id, notifier.name,
+            outcome = [functools.partial(sync_store.delivery_failed, row.alert_id, notifier.name,
                                          message, permanent=False, next_attempt=None)
                        for row, _ in claimed]
             log.warning("digest %s failed (%s): %s", notifier.name,
                         "permanent" if permanent else "will retry", one_line(message, 300))
             stats.failed += len(claimed)
-            _save_all(backlog, f"outcome of a digest on {notifier.name}", outcome)
+            await db.call(_save_all, backlog, f"outcome of a digest on {notifier.name}",
+                          outcome)
             return stats
         stats.delivered += len(claimed)
-        _save_all(backlog, f"outcome of a digest on {notifier.name}",
-                  [functools.partial(store.delivery_sent, row.alert_id, notifier.name,
-                                     receipt or {}, now()) for row, _ in claimed])
+        await db.call(_save_all, backlog, f"outcome of a digest on {notifier.name}",
+                      [functools.partial(sync_store.delivery_sent, row.alert_id, notifier.name,
+                                         receipt or {}, now()) for row, _ in claimed])
 
 
-def _save_all(backlog: Backlog, what: str, writes: list[Callable[[], None]]) -> None:
+def _save_all(backlog: Backlog, what: str, writes: Sequence[Callable[[], None]]) -> None:
     """Run the writes; from the first the store fails, keep them all for later."""
     for i, write in enumerate(writes):
         try:
@@ -273,18 +281,19 @@ def digest_due(schedule: str, timezone_name: str, oldest_pending: datetime | Non
     return fire is not None and fire <= now
 
 
-async def deliver_due_digests(store: Store, notifiers: dict[str, Notifier], config, *,
+async def deliver_due_digests(store: Store | AsyncStore, notifiers: dict[str, Notifier], config, *,
                               now: Callable[[], datetime] | None = None,
                               backlog: Backlog | None = None) -> DeliveryStats:
     """Send every digest channel whose scheduled time has come."""
     now = now or (lambda: datetime.now(UTC))
     total = DeliveryStats()
+    db = async_store(store)
     for n in config.notifiers:
         if n.mode != "digest" or n.name not in notifiers:
             continue
-        oldest = await asyncio.to_thread(store.oldest_pending_delivery, n.name, digest=True)
+        oldest = await db.oldest_pending_delivery(n.name, digest=True)
         if digest_due(n.schedule, n.timezone, oldest, now()):
-            stats = await deliver_digest(store, notifiers[n.name], now=now, backlog=backlog)
+            stats = await deliver_digest(db, notifiers[n.name], now=now, backlog=backlog)
             total.delivered += stats.delivered
             total.failed += stats.failed
     return total
@@ -295,7 +304,7 @@ def quiet_channels(config, now: datetime | None = None) -> dict[str, datetime]:
     return held_channels(config.notifiers, now or datetime.now(UTC))
 
 
-async def deliver_due(store: Store, notifiers: dict[str, Notifier], config, *,
+async def deliver_due(store: Store | AsyncStore, notifiers: dict[str, Notifier], config, *,
                       redact: Callable[[str], str] = lambda s: s,
                       retry_before: datetime | None = None,
                       backlog: Backlog | None = None,
