@@ -34,6 +34,7 @@ from monitor.text.extract import extract_article
 from monitor.text.normalise import normalise, tokenize
 from monitor.text.safe import one_line
 from storage.base import AlertRow, SourceState, Store
+from storage.boundary import AsyncStore, async_store
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -150,7 +151,7 @@ def alert_channels(config: Config, rule_name: str) -> list[tuple[str, bool]]:
 
 
 class Pipeline:
-    def __init__(self, config: Config, store: Store, fetcher: Fetcher, *,
+    def __init__(self, config: Config, store: Store | AsyncStore, fetcher: Fetcher, *,
                  dry_run: bool = False, now: Callable[[], datetime] | None = None,
                  on_progress: Callable[[str, str], None] | None = None,
                  workers: Workers | None = None, force: bool = False):
@@ -158,7 +159,9 @@ class Pipeline:
         self.workers = workers or Workers(1)
         self.robots = (RobotsCache(fetcher, config.monitor.user_agent)
                        if config.monitor.respect_robots else None)
-        self.store = store
+        # Every store call goes through the store's async boundary (its own thread).
+        self.db = async_store(store)
+        self.store = self.db.store
         self.fetcher = fetcher
         self.dry_run = dry_run
         self.force = force               # poll even a source whose server asked to wait
@@ -170,7 +173,7 @@ class Pipeline:
         # A dry run works on a scratch store (storage.open_store(scratch=True)): it
         # decides exactly as the real pass would, and nothing it stores is kept.
         self.previews: list[dict] = []
-        self._recorder = _GroupCommit(self._record_articles)
+        self._recorder = _GroupCommit(self._record_articles, self.db)
 
     async def run(self, sources: list[SourceConfig]) -> list[SourceResult]:
         # Sources are streamed through: only a few more are in hand than can be
@@ -188,7 +191,7 @@ class Pipeline:
         result = SourceResult(source.name)
         started = self.now()
         try:
-            state = self.store.source_state(source.name)
+            state = await self.db.source_state(source.name)
         except StorageError as exc:
             result.status, result.error = "error", one_line(f"store unavailable: {exc}", 300)
             self.on_progress(source.name, "done")
@@ -225,7 +228,7 @@ class Pipeline:
         if result.error:
             result.error = self.redact(result.error)
         try:
-            self._record(source, state, result, started)
+            await self._record(source, state, result, started)
         except StorageError as exc:
             # The poll's outcome is lost: the source stays due and is polled again
             # (what was stored of its entries is not done twice).
@@ -237,8 +240,8 @@ class Pipeline:
         self.on_progress(source.name, "done")
         return result
 
-    def _record(self, source: SourceConfig, state: SourceState, result: SourceResult,
-                started: datetime) -> None:
+    async def _record(self, source: SourceConfig, state: SourceState, result: SourceResult,
+                      started: datetime) -> None:
         if self.dry_run:
             return
         state.last_polled = started
@@ -265,15 +268,17 @@ class Pipeline:
             status=result.status, consecutive_failures=state.consecutive_failures,
             max_age=result.max_age, ttl=result.ttl, retry_after=result.retry_after,
             publish_times=result.publish_times))
-        self.store.save_source_state(state)
-        self.store.record_poll(source.name, started, ok=result.status != "error")
+        await self.db.save_source_state(state)
+        await self.db.record_poll(source.name, started, ok=result.status != "error")
         broken_after = self.config.monitor.broken_after
         if result.status == "error" and state.consecutive_failures == broken_after:
-            self._health_notice(source, "broken", result.error or "", state.consecutive_failures)
+            await self._health_notice(source, "broken", result.error or "",
+                                      state.consecutive_failures)
         elif result.status != "error" and failures_before >= broken_after:
-            self._health_notice(source, "recovered", "", failures_before)
+            await self._health_notice(source, "recovered", "", failures_before)
 
-    def _health_notice(self, source: SourceConfig, event: str, error: str, failures: int) -> None:
+    async def _health_notice(self, source: SourceConfig, event: str, error: str,
+                             failures: int) -> None:
         """A "source broken" or "recovered" notice, through the outbox like any alert."""
         if not self.config.monitor.health_notify:
             return
@@ -286,13 +291,12 @@ class Pipeline:
             alert_id=uuid.uuid4().hex, rule="source-health", story_id=f"source:{source.name}",
             followup=event == "recovered", url=self.redact(source.url), title=title, source=source.name,
             published=now.isoformat(), matched=[], snippet=error)
-        with self.store.exclusive() as tx:
-            # Health notices belong to no article: each gets its own negative id.
-            tx.insert_alert(AlertRow(alert_id=record.alert_id, rule="source-health",
-                                     article_id=-time.time_ns() // 1000, story_id=record.story_id,
-                                     followup=record.followup, created_at=now,
-                                     record=record.to_dict()),
-                            channels(self.config, self.config.monitor.health_notify))
+        # Health notices belong to no article: each gets its own negative id.
+        alert = AlertRow(alert_id=record.alert_id, rule="source-health",
+                         article_id=-time.time_ns() // 1000, story_id=record.story_id,
+                         followup=record.followup, created_at=now, record=record.to_dict())
+        notify = channels(self.config, self.config.monitor.health_notify)
+        await self.db.transaction(lambda tx: tx.insert_alert(alert, notify))
         log.warning("source %s: %s", source.name, title,
                     extra={"source": source.name, "event": f"source_{event}"})
 
@@ -349,13 +353,14 @@ class Pipeline:
             keys = _entry_keys(entry)
             if keys:
                 keyed.append((entry, keys))
-        seen = self.store.seen_keys(source.name, [k for _, ks in keyed for k in ks])
+        seen = await self.db.seen_keys(source.name, [k for _, ks in keyed for k in ks])
         fresh = [(e, ks) for e, ks in keyed if not seen.intersection(ks)]
         # Entries another source already brought in are not fetched again.
-        known = self.store.known_urls(ks[0] for _, ks in fresh if ks[0].startswith("http"))
+        known = await self.db.known_urls(
+            [ks[0] for _, ks in fresh if ks[0].startswith("http")])
         if known:
-            self.store.mark_seen(source.name, [k for e, ks in fresh if ks[0] in known for k in ks],
-                                 None)
+            await self.db.mark_seen(
+                source.name, [k for e, ks in fresh if ks[0] in known for k in ks], None)
         result.duplicates += sum(1 for _, ks in fresh if ks[0] in known)
         fresh = [(e, ks) for e, ks in fresh if ks[0] not in known]
         if len(fresh) > MAX_NEW_ENTRIES:
@@ -594,9 +599,10 @@ class _GroupCommit:
     is written at once, as before, and a busy pass writes batches of up to ``limit``
     (which also bounds how long the store's lock is held)."""
 
-    def __init__(self, write_many: Callable[[list[tuple]], list[tuple[bool, Any]]], *,
-                 limit: int = 64):
+    def __init__(self, write_many: Callable[[list[tuple]], list[tuple[bool, Any]]],
+                 db: AsyncStore, *, limit: int = 64):
         self.write_many = write_many
+        self.db = db                     # write_many runs on the store's thread
         self.limit = limit
         self._pending: list[tuple[tuple, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
@@ -613,7 +619,7 @@ class _GroupCommit:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:self.limit], self._pending[self.limit:]
-                results = await asyncio.to_thread(self.write_many, [i for i, _ in batch])
+                results = await self.db.call(self.write_many, [i for i, _ in batch])
                 for (_, future), (ok, value) in zip(batch, results):
                     if future.done():
                         continue

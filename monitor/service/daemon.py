@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.config import Config, SourceConfig
 from monitor.errors import StorageError
+from storage.boundary import async_store
 
 log = logging.getLogger("monitor.service")
 
@@ -99,7 +100,8 @@ class Service:
 
         # A damaged file is refused at start, before anything is written to it.
         self.store = open_store(self.config.storage_url, check=True)
-        reclaim_dead_leases(self.store)
+        self.db = async_store(self.store)    # every store call from here goes through it
+        await self.db.call(reclaim_dead_leases, self.store)
         self.http = Fetcher(_fetch_policy(self.config))
         self.workers = Workers(self.config.monitor.workers)
         self.notifiers = build_notifiers(self.config, self.http)
@@ -139,16 +141,16 @@ class Service:
             if pending:
                 await asyncio.wait(pending, timeout=1)
         for name in list(self.polling):
-            self._release(name)
-        await asyncio.to_thread(self.backlog.flush)    # best effort: else the leases run out
+            await self._release(name)
+        await self.db.call(self.backlog.flush)    # best effort: else the leases run out
         if web is not None:
             await web.stop()
-            self.web_store.close()
+            await async_store(self.web_store).close()
         for notifier in self.notifiers.values():
             await notifier.aclose()
         await self.http.aclose()
         self.workers.close(now=True)          # what was still running had its grace time
-        self.store.close()
+        await self.db.close()
         log.info("stopped", extra={"event": "stopped"})
         return 0
 
@@ -185,11 +187,11 @@ class Service:
         finally:
             self.inflight.discard(task)
 
-    def _release(self, name: str) -> None:
+    async def _release(self, name: str) -> None:
         """Give up this node's lease on a source now, or as soon as the store is back."""
         write = functools.partial(self.store.release_source, name, self.owner)
         try:
-            write()
+            await self.db.call(write)
         except StorageError:
             self.backlog.add(f"release of source {name}", write)
 
@@ -197,10 +199,9 @@ class Service:
         names = [s.name for s in self.config.sources if s.name not in self.polling]
         try:
             # Leases given up while the store was away are freed before claiming.
-            if not await asyncio.to_thread(self.backlog.flush):
+            if not await self.db.call(self.backlog.flush):
                 raise StorageError("earlier writes are not saved yet")
-            due = await asyncio.to_thread(self.store.claim_due_sources, self.owner, self.now(),
-                                          SOURCE_LEASE, names)
+            due = await self.db.claim_due_sources(self.owner, self.now(), SOURCE_LEASE, names)
         except Exception:
             # The store is down: /healthz says so until a cycle succeeds again.
             self.metrics.cycle(ok=False, seconds=0.0)
@@ -223,7 +224,7 @@ class Service:
             result = await self.pipeline.poll(source)
         finally:
             self.polling.discard(source.name)
-            self._release(source.name)
+            await self._release(source.name)
         self.metrics.polled(result)
         log.info("polled %s: %s, %d entries, %d new, %d duplicates, %d alerts%s", source.name,
                  result.status, result.entries, result.new_articles, result.duplicates,
@@ -241,7 +242,7 @@ class Service:
         from monitor.delivery.outbox import deliver_due
         from monitor.logs import redactor
 
-        stats = await deliver_due(self.store, self.notifiers, self.config,
+        stats = await deliver_due(self.db, self.notifiers, self.config,
                                   redact=redactor(self.config.secrets),
                                   backlog=self.backlog, working=self.delivering)
         self.metrics.delivered(stats)
@@ -252,7 +253,7 @@ class Service:
     async def _digest(self, name: str) -> None:
         from monitor.delivery.outbox import deliver_digest
 
-        stats = await deliver_digest(self.store, self.notifiers[name], backlog=self.backlog)
+        stats = await deliver_digest(self.db, self.notifiers[name], backlog=self.backlog)
         self.metrics.delivered(stats)
         log.info("digest %s: %d alerts sent, %d failed", name, stats.delivered, stats.failed,
                  extra={"notifier": name, "event": "digest"})
@@ -262,13 +263,13 @@ class Service:
         from monitor.delivery.outbox import reclaim_dead_leases
 
         now = self.now()
-        await asyncio.to_thread(self.backlog.flush)
+        await self.db.call(self.backlog.flush)
         # Only what this node is working on: work it gave up (the store went away
         # under it) keeps no lease alive, and another pass takes it.
-        await asyncio.to_thread(self.store.renew_leases, self.owner, now, SOURCE_LEASE,
-                                sources=list(self.polling), deliveries=list(self.delivering))
-        await asyncio.to_thread(reclaim_dead_leases, self.store)
+        await self.db.renew_leases(self.owner, now, SOURCE_LEASE,
+                                   sources=list(self.polling), deliveries=list(self.delivering))
+        await self.db.call(reclaim_dead_leases, self.store)
         if now - self.last_prune > PRUNE_EVERY:
             # Story lookups only look back STORY_WINDOW: older index rows are dead weight.
-            await asyncio.to_thread(self.store.prune, now - STORY_WINDOW)
+            await self.db.prune(now - STORY_WINDOW)
             self.last_prune = now
