@@ -1,9 +1,9 @@
 """The web page, feeds and API (DESIGN.md, "Web page, feeds and API"): a Starlette
 app over the store, served by uvicorn (``monitor.service.web.server``).
 
-Every store call runs in a worker thread (``_read``), never on the event loop: in
-``run --http`` the loop is the daemon's, and a slow query must not hold up its
-polling. The app also has a store connection of its own (see ``monitor.service.daemon``).
+Every store call runs on the store's own thread (``storage.boundary``), never on
+the event loop: in ``run --http`` the loop is the daemon's, and a slow query must
+not hold up its polling. The app also has a store connection of its own (see ``monitor.service.daemon``).
 
 Every page works without JavaScript, and none carries any (see the CSP in
 ``security``). Templates autoescape, and every value printed in one passes
@@ -63,6 +63,7 @@ from monitor.service.web.security import (
 from monitor.sources.fetch import Fetcher
 from monitor.text.extract import extract_article
 from storage.base import AlertRow, Store
+from storage.boundary import async_store
 
 log = logging.getLogger("monitor.web")
 
@@ -111,6 +112,7 @@ class Web:
     def __init__(self, config: Config, store: Store, *, health=None, metrics=None):
         self.config = config
         self.store = store
+        self.db = async_store(store)     # the store's thread: every store call goes there
         self.health_source = health
         self.metrics_source = metrics
         self.tz = ZoneInfo(config.web.timezone)
@@ -229,16 +231,16 @@ class Web:
         scanned_all = True
         if q:
             try:
-                rows, more, scanned_all = await self._read(self._search, q, f, before)
+                rows, more, scanned_all = await self.db.call(self._search, q, f, before)
             except QueryError as exc:
                 rows, more, error = [], None, f"query error: {exc}"
         else:
-            rows = await self._read(self.store.list_alerts, limit=PAGE_SIZE + 1,
+            rows = await self.db.list_alerts(limit=PAGE_SIZE + 1,
                                     rule=f["rule"], source=f["source"], since=f["since"],
                                     before=before)
             more = rows[PAGE_SIZE - 1] if len(rows) > PAGE_SIZE else None
             rows = rows[:PAGE_SIZE]
-        muted = set(await self._read(self.store.muted_stories, {r.story_id for r in rows}))
+        muted = set(await self.db.muted_stories({r.story_id for r in rows}))
         next_link = None
         if more is not None:
             keep = {k: v for k, v in (("rule", f["rule"]), ("source", f["source"]),
@@ -305,7 +307,7 @@ class Web:
 
     async def story_page(self, request: Request) -> Response:
         story_id = request.path_params["story_id"]
-        story = await self._read(self._story, story_id)
+        story = await self.db.call(self._story, story_id)
         if story is None:
             raise HTTPException(404, "no such story")
         articles, alerts, muted, similarity = story
@@ -325,12 +327,12 @@ class Web:
     async def _set_mute(self, request: Request, mute: bool) -> Response:
         story_id = request.path_params["story_id"]
         await self._form(request)
-        if not await self._read(self.store.story_exists, story_id):
+        if not await self.db.story_exists(story_id):
             raise HTTPException(404, "no such story")
         if mute:
-            await self._read(self.store.mute_story, story_id, datetime.now(UTC))
+            await self.db.mute_story(story_id, datetime.now(UTC))
         else:
-            await self._read(self.store.unmute_story, story_id)
+            await self.db.unmute_story(story_id)
         log.info("story %s %s from the web page", story_id, "muted" if mute else "unmuted",
                  extra={"event": "mute" if mute else "unmute"})
         return RedirectResponse(f"/stories/{story_id}", status_code=303)
@@ -348,7 +350,7 @@ class Web:
                                   self.redact) for s in self.config.sources]
 
     async def sources_page(self, request: Request) -> Response:
-        return self.page(request, "sources.html", source_views=await self._read(self._sources),
+        return self.page(request, "sources.html", source_views=await self.db.call(self._sources),
                          chart_days=views.CHART_DAYS)
 
     # rules page -------------------------------------------------------------------
@@ -419,14 +421,14 @@ class Web:
 
     # feeds --------------------------------------------------------------------------
     async def alerts_feed(self, request: Request) -> Response:
-        rows = await self._read(self.store.list_alerts, limit=FEED_SIZE)
+        rows = await self.db.list_alerts(limit=FEED_SIZE)
         return self._feed(request, rows, "news-monitor: alerts", "urn:news-monitor:alerts", "/")
 
     async def rule_feed(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in {r.name for r in self.config.rules} | {"source-health"}:
             raise HTTPException(404, "no such rule")
-        rows = await self._read(self.store.list_alerts, limit=FEED_SIZE, rule=name)
+        rows = await self.db.list_alerts(limit=FEED_SIZE, rule=name)
         return self._feed(request, rows, f"news-monitor: {name}",
                           f"urn:news-monitor:rule:{name}", "/?" + urlencode({"rule": name}))
 
@@ -465,7 +467,7 @@ class Web:
             if since is None:
                 raise HTTPException(400, "since: expected an ISO 8601 date or time")
         before = self._cursor(params.get("before"))
-        rows = await self._read(self.store.list_alerts, limit=limit + 1,
+        rows = await self.db.list_alerts(limit=limit + 1,
                                 rule=params.get("rule") or None,
                                 source=params.get("source") or None, since=since,
                                 before=before)
@@ -478,7 +480,7 @@ class Web:
 
     async def api_story(self, request: Request) -> Response:
         story_id = request.path_params["story_id"]
-        story = await self._read(self._story, story_id)
+        story = await self.db.call(self._story, story_id)
         if story is None:
             raise HTTPException(404, "no such story")
         articles, alerts, muted, similarity = story
@@ -493,8 +495,8 @@ class Web:
             "alerts": [self._api_alert(a) for a in alerts]})
 
     async def api_sources(self, request: Request) -> Response:
-        sources = await self._read(self._sources)
-        states = await self._read(self.store.all_source_states)
+        sources = await self.db.call(self._sources)
+        states = await self.db.all_source_states()
         out = []
         for view, source in zip(sources, self.config.sources):
             st = states.get(source.name)
@@ -517,7 +519,7 @@ class Web:
             status, body = self.health_source()
         else:
             try:
-                await self._read(self.store.all_source_states)
+                await self.db.all_source_states()
                 status, body = 200, {"status": "ok"}
             except MonitorError as exc:
                 status, body = 503, {"status": "failing", "error": self.redact(str(exc))}
@@ -526,5 +528,5 @@ class Web:
     async def metrics(self, request: Request) -> Response:
         if self.metrics_source is None:
             raise HTTPException(404, "metrics are served by the daemon (run --http)")
-        text = await self._read(self.metrics_source)
+        text = await self.db.call(self.metrics_source)
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
