@@ -11,7 +11,8 @@ import pytest
 
 from monitor.errors import StorageError
 from storage import dialects, open_store
-from storage.base import AlertRow, NewArticle, SourceState
+from storage.base import AlertRow, NewArticle, SourceState, Store
+from storage.memory import MemoryStore
 from storage.sql import SQLTransaction
 from tests.pg import require_server, unreachable_reason
 
@@ -25,15 +26,29 @@ def store_url(request, tmp_path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def store(request, tmp_path):
+    """Every implementation of the storage interfaces: the contract holds for each."""
+    if request.param == "memory":
+        s: Store = MemoryStore()
+    elif request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path}/monitor.db")
+    else:
+        s = open_store(request.getfixturevalue("pg_url"))
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(store_url):
+def sql_store(store_url):
+    """The SQL store only: for what is about SQL itself (schema, driver errors)."""
     s = open_store(store_url)
     yield s
     s.close()
 
 
 def is_pg(store) -> bool:
-    return store.dialect.name == "postgresql"
+    return getattr(store, "dialect", None) is not None and store.dialect.name == "postgresql"
 
 
 def article(url: str, *, bands=(1, 2, 3), story_bands=(101, 102), fetched_at=T0,
@@ -67,7 +82,8 @@ def add_alert(store, alert_id: str, *, notifiers=(("slack", False),), url=None,
 
 
 # schema ------------------------------------------------------------------------
-def test_migrations_are_idempotent_and_recorded(store, store_url):
+def test_migrations_are_idempotent_and_recorded(sql_store, store_url):
+    store = sql_store
     assert store.schema_version() == len(dialects.MIGRATIONS)
     store.migrate()
     store.migrate()
@@ -77,7 +93,8 @@ def test_migrations_are_idempotent_and_recorded(store, store_url):
     again.close()
 
 
-def test_a_newer_schema_is_refused(store, store_url):
+def test_a_newer_schema_is_refused(sql_store, store_url):
+    store = sql_store
     store._run(lambda: store._execute_count("UPDATE schema_version SET version = ?", (99,)))
     with pytest.raises(StorageError, match=r"version 99, newer than this program knows"):
         open_store(store_url)
@@ -442,7 +459,8 @@ def test_claim_due_sources_limit(store):
     assert len(first) == 4 and len(second) == 6 and not set(first) & set(second)
 
 
-def test_save_source_state_keeps_the_lease(store):
+def test_save_source_state_keeps_the_lease(sql_store):
+    store = sql_store
     assert store.claim_due_sources("a", T0, 60, ["dw"]) == ["dw"]
     store.save_source_state(SourceState(name="dw", next_poll=T0 - timedelta(minutes=1)))
     rows = store._run(lambda: store._fetch(
