@@ -403,7 +403,8 @@ def test_delivery_sent_and_failed(store):
                           next_attempt=T0 + timedelta(minutes=1))
     (a1,) = store.list_alerts()
     by = {d.notifier: d for d in a1.deliveries}
-    assert (by["slack"].state, by["slack"].attempts, by["slack"].receipt) == ("sent", 1, {"ts": "1.2"})
+    assert ((by["slack"].state, by["slack"].attempts, by["slack"].receipt)
+            == ("sent", 1, {"ts": "1.2"}))
     assert by["slack"].sent_at == T0 + timedelta(seconds=1)
     assert (by["mail"].state, by["mail"].last_error) == ("failed", "550 no such user")
     assert by["hook"].state == "pending" and len(by["hook"].last_error) == 1000
@@ -662,8 +663,9 @@ def test_lookup_query_plans_use_indexes_postgres(pg_url):
         " '\\x01'::bytea FROM generate_series(1, 5000) AS i",
         "INSERT INTO article_bands (band_key, article_id) SELECT (i::bigint * 32 + b) * 7919, i"
         " FROM generate_series(1, 5000) AS i, generate_series(1, 32) AS b",
-        "INSERT INTO story_bands (band_key, article_id, fetched_at) SELECT (i::bigint * 64 + b) * 7907,"
-        " i, '2024-05-01T12:00:00.000000+00:00' FROM generate_series(1, 5000) AS i,"
+        "INSERT INTO story_bands (band_key, article_id, fetched_at)"
+        " SELECT (i::bigint * 64 + b) * 7907, i, '2024-05-01T12:00:00.000000+00:00'"
+        " FROM generate_series(1, 5000) AS i,"
         " generate_series(1, 64) AS b",
     )])
     store._run(lambda: [store._execute_count(f"ANALYZE {t}")
@@ -800,3 +802,9 @@ def test_a_scratch_store_sees_its_own_writes_and_keeps_none(store_url):
     assert after.known_urls(["https://x.test/stored", "https://x.test/dry"]) == {
         "https://x.test/stored"}
     after.close()
+
+
+def test_a_sound_store_passes_its_check(store):
+    store.check()
+    store.migrate()                 # again: nothing changes
+    assert store.count_articles() == 0
