@@ -19,6 +19,7 @@ from pathlib import Path
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
 from monitor.logs import LOG_FORMATS, redactor, setup_logging
+from storage.boundary import async_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130          # 128 + SIGINT, as shells report a Ctrl-C
@@ -347,6 +348,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
 
     # A pass writes: a damaged file is refused before it is made worse.
     store = _open_store(config, scratch=dry_run, check=True)
+    db = async_store(store)          # the store's thread: the loop never waits on it
     workers = Workers(config.monitor.workers)
     summary = RunSummary()
     progress = _Progress(len(sources)) if sys.stderr.isatty() and not as_json else None
@@ -358,7 +360,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
             # Everything pending when the pass began is due in it, whatever its backoff.
             started = datetime.now(UTC)
             if not dry_run:
-                reclaim_dead_leases(store)
+                await db.call(reclaim_dead_leases, store)
                 # What earlier runs left pending goes out first.
                 stats = await deliver_pending(store, notifiers, redact=redact,
                                               held=quiet_channels(config),
@@ -381,7 +383,7 @@ async def _check_now(config: Config, sources, *, dry_run: bool, as_json: bool,
                                           retry_before=started)
                 summary.delivered += stats.delivered
                 summary.failed_deliveries += stats.failed
-                summary.pending_deliveries = pending_due(store, config)
+                summary.pending_deliveries = await db.call(pending_due, store, config)
             for notifier in notifiers.values():
                 await notifier.aclose()
     except BaseException:
