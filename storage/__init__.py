@@ -1,9 +1,16 @@
-"""Persistence: one interface (``storage.base.Store``), SQLite and PostgreSQL behind it."""
+"""Persistence: the interfaces (``storage.base``), SQLite and PostgreSQL behind them
+(``storage.sql``), a store in memory (``storage.memory``), and the one way async
+code reaches a store (``storage.boundary``)."""
 
 from __future__ import annotations
 
 from monitor.errors import ConfigError
 from storage.base import Store
+from storage.boundary import AsyncStore, async_store
+from storage.dialects import SQLiteDialect
+from storage.memory import MemoryStore
+from storage.postgres import PostgresDialect
+from storage.sql import SQLStore
 
 
 def open_store(url: str, *, migrate: bool = True, scratch: bool = False,
@@ -18,11 +25,7 @@ def open_store(url: str, *, migrate: bool = True, scratch: bool = False,
 
     ``check``: refuse (StorageError, saying what to do) a damaged database before
     anything is written to it."""
-    from storage.sql import SQLStore
-
     if url.startswith("sqlite://"):
-        from storage.dialects import SQLiteDialect
-
         path = url[len("sqlite://"):]
         if path.startswith("/"):
             path = path[1:]
@@ -30,8 +33,6 @@ def open_store(url: str, *, migrate: bool = True, scratch: bool = False,
             raise ConfigError(f"storage url {url!r}: no database path")
         store = SQLStore(url, SQLiteDialect(path, scratch=scratch))
     elif url.startswith(("postgresql://", "postgres://")):
-        from storage.postgres import PostgresDialect
-
         store = SQLStore(url, PostgresDialect(url, scratch=scratch))
     else:
         raise ConfigError(f"storage url {url!r}: expected sqlite:/// or postgresql://")
@@ -46,4 +47,4 @@ def open_store(url: str, *, migrate: bool = True, scratch: bool = False,
     return store
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["AsyncStore", "MemoryStore", "Store", "async_store", "open_store"]
