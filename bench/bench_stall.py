@@ -3,6 +3,7 @@ a ready task, while the pipeline fetches, extracts, fingerprints, matches and
 stores every bench article (the same pass as bench_articles, default workers).
 
     .venv/bin/python bench/bench_stall.py [--limit N] [--workers N] [--hold MS] [--runs N]
+                                          [--feeds N]
 
 While the pass runs, a second process writes to the same SQLite file: it takes
 the write lock (BEGIN IMMEDIATE), holds it ``--hold`` ms, commits, rests 20 ms,
@@ -107,12 +108,15 @@ def main() -> int:
                     help="ms the other process holds the write lock each time"
                          " (0: no other process)")
     ap.add_argument("--runs", type=int, default=3, help="passes; medians are reported")
+    ap.add_argument("--feeds", type=int, default=10, help="feeds the pages are spread over")
     args = ap.parse_args()
 
     header("bench_stall: the longest event-loop stall during a pass over the articles")
     pages, origin = load_pages(args.limit)
-    print(f"   pages: {len(pages)} {origin}; other writer holds the lock {args.hold:.0f} ms")
-    runs = [one_run(pages, args.workers, args.hold / 1000) for _ in range(args.runs)]
+    print(f"   pages: {len(pages)} {origin} in {args.feeds} feeds;"
+          f" other writer holds the lock {args.hold:.0f} ms")
+    runs = [one_run(pages, args.workers, args.hold / 1000, args.feeds)
+            for _ in range(args.runs)]
     for elapsed, cpu, ms, summary in runs:
         print(f"   pass: {elapsed:.2f} s wall, {cpu:.2f} s CPU, {summary['new_articles']} new"
               f" articles, {len(ms)} probes; stall: longest {max(ms):.1f} ms,"
@@ -128,27 +132,33 @@ def main() -> int:
     print(f"   median of {len(runs)}: pass {elapsed:.2f} s wall, {cpu:.2f} s CPU;"
           f" stall: longest {longest:.1f} ms, p99 {p99:.1f} ms, p50 {p50:.2f} ms;"
           f" over 50 ms: {over50:g}, over 100 ms: {over100:g}")
-    emit("stall", {"pages": len(pages), "origin": origin, "hold_ms": args.hold,
+    emit("stall", {"pages": len(pages), "origin": origin, "feeds": args.feeds,
+                   "hold_ms": args.hold,
                    "runs": len(runs), "seconds": elapsed, "cpu_seconds": cpu,
                    "longest_ms": longest, "p99_ms": p99, "p50_ms": p50,
                    "over_50ms": over50, "over_100ms": over100, **summary})
     return 0
 
 
-def one_run(pages: list, workers: int | None,
-            hold: float) -> tuple[float, float, list[float], dict]:
+def one_run(pages: list, workers: int | None, hold: float,
+            feeds: int) -> tuple[float, float, list[float], dict]:
     """One pass over a fresh database: wall and CPU seconds, stalls in ms, summary."""
     routes = {f"/a/{name}.html": ("text/html; charset=utf-8", body) for name, body in pages}
     tmp = Path(tempfile.mkdtemp(prefix="bench-stall-"))
     try:
         with StaticServer(routes, n_hosts=16) as srv:
             urls = [srv.url(f"/a/{name}.html", i) for i, (name, _) in enumerate(pages)]
-            feed = StaticServer({"/feed.xml": ("application/rss+xml", feed_xml(
-                [(f"Article {name}", u) for (name, _), u in zip(pages, urls, strict=True)]))})
+            items = [(f"Article {name}", u) for (name, _), u in zip(pages, urls, strict=True)]
+            # Several feeds: their polls end at different times, so each poll's own
+            # writes (its state, its counts) meet the other process's lock anywhere.
+            feed = StaticServer({f"/feed{i}.xml": ("application/rss+xml",
+                                                   feed_xml(items[i::feeds]))
+                                 for i in range(feeds)})
             try:
                 cfg = write_config(tmp / "monitor.toml",
-                                   [{"name": "articles", "kind": "feed",
-                                     "url": feed.url("/feed.xml"), "fetch_articles": True}],
+                                   [{"name": f"articles{i}", "kind": "feed",
+                                     "url": feed.url(f"/feed{i}.xml"), "fetch_articles": True}
+                                    for i in range(feeds)],
                                    f"sqlite:///{tmp / 'monitor.db'}")
                 elapsed, cpu, stalls, summary = asyncio.run(one_pass(cfg, workers, hold))
             finally:
