@@ -68,7 +68,25 @@ TEASER = ("<div class=teaser><p>Subscribe to read the full story of the talks, w
               for k in range(30)))
 
 
-@pytest.mark.parametrize("body", [SHORT, TEASER], ids=["short-article", "teaser-and-divs"])
+BODY_IN_JSON = ('<script type="application/ld+json">{"@type": "NewsArticle", "articleBody": "'
+                + " ".join(f"Sentence {k} of the body, which the page shows only in its data."
+                           for k in range(80)) + '"}</script>'
+                "<main><p>Officials from both governments met on Tuesday in Ulaanbaatar; the"
+                " full report, with the statements of both delegations, follows.</p></main>")
+
+
+def test_body_only_in_json_ld():
+    # The visible text is short and alone on the page: only the JSON-LD body can
+    # give the balanced pass five times more.
+    html = (f"<!doctype html><html><head><title>Story</title></head><body>{BODY_IN_JSON}"
+            "</body></html>").encode()
+    chosen = _always_both(html, _precision(html))
+    assert len(chosen) > 4000
+    assert _extracted(html) == chosen
+
+
+@pytest.mark.parametrize("body", [SHORT, TEASER, BODY_IN_JSON],
+                         ids=["short-article", "teaser-and-divs", "body-in-json-ld"])
 def test_generated_pages_keep_the_rule(body):
     html = _page(body)
     assert _extracted(html) == _always_both(html, _precision(html))

@@ -152,8 +152,8 @@ def _find_date(tree: lxml.html.HtmlElement, url: str) -> datetime | None:
 def _balanced_may_win(tree: lxml.html.HtmlElement, url: str, text: str) -> bool:
     """Whether the balanced pass could find _FALLBACK_GAIN times more than ``text``.
 
-    Two cheap checks come first. The page may not hold that much text at all.
-    Else the quick balanced pass must find at least _QUICK_GAIN times more.
+    Two checks, the cheaper first: the page must hold that much text at all, and
+    the quick balanced pass must find at least _QUICK_GAIN times more.
     """
     wanted = len(text) * _FALLBACK_GAIN
     if _text_bound(tree) <= wanted:
@@ -163,15 +163,22 @@ def _balanced_may_win(tree: lxml.html.HtmlElement, url: str, text: str) -> bool:
 
 
 def _text_bound(tree: lxml.html.HtmlElement) -> int:
-    """An upper bound of the length of any text trafilatura can extract from ``tree``."""
+    """An upper bound of the length of any text trafilatura can extract from ``tree``.
+
+    Its baseline also reads article bodies from JSON-LD scripts and from the JSON
+    a Discourse forum keeps in an attribute: those count in full.
+    """
     total = 0
     for el in tree.iter():
-        if el.tag not in ("script", "style") and el.text:
+        if el.text and (el.tag not in ("script", "style")
+                        or "ld+json" in (el.get("type") or "").lower()):
             n = len(el.text.strip())
             total += n + _NODE_EXTRA_CHARS if n else 0
         if el.tail:
             n = len(el.tail.strip())
             total += n + _NODE_EXTRA_CHARS if n else 0
+    for el in tree.iterfind('.//div[@data-preloaded]'):
+        total += len(el.get("data-preloaded") or "")
     return total
 
 
