@@ -75,6 +75,9 @@ _QUICK_OPTIONS = {**_FALLBACK_OPTIONS, "fast": True}
 _QUICK_GAIN = 2
 # Output characters trafilatura may add per text node (line breaks, "- ", " | ").
 _NODE_EXTRA_CHARS = 3
+# What trafilatura's baseline looks for in JSON-LD (text properties, typed descriptions).
+_JSON_TEXT_HOOKS = re.compile(
+    r'articleBody|reviewBody|recipeInstructions|acceptedAnswer|"(?:Product|VideoObject|HowTo)"')
 
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 logging.getLogger("htmldate").setLevel(logging.CRITICAL)
@@ -165,13 +168,15 @@ def _balanced_may_win(tree: lxml.html.HtmlElement, url: str, text: str) -> bool:
 def _text_bound(tree: lxml.html.HtmlElement) -> int:
     """An upper bound of the length of any text trafilatura can extract from ``tree``.
 
-    Its baseline also reads article bodies from JSON-LD scripts and from the JSON
-    a Discourse forum keeps in an attribute: those count in full.
+    Its baseline also reads text from JSON-LD scripts that hold an article body
+    (or the like) and from the JSON a Discourse forum keeps in an attribute:
+    those count in full.
     """
     total = 0
     for el in tree.iter():
-        if el.text and (el.tag not in ("script", "style")
-                        or "ld+json" in (el.get("type") or "").lower()):
+        if el.text and (el.tag not in ("script", "style") or (
+                "ld+json" in (el.get("type") or "").lower()
+                and _JSON_TEXT_HOOKS.search(el.text))):
             n = len(el.text.strip())
             total += n + _NODE_EXTRA_CHARS if n else 0
         if el.tail:
