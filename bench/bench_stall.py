@@ -64,10 +64,10 @@ async def probe(stalls: list[float], stop: asyncio.Event) -> None:
 
 async def one_pass(config_path: Path, workers: int | None,
                    hold: float) -> tuple[float, float, list[float], dict]:
-    from monitor.cli.main import _fetch_policy
     from monitor.config import load_config
     from monitor.pipeline.orchestrator import Pipeline
     from monitor.pipeline.workers import Workers
+    from monitor.runtime import fetch_policy
     from monitor.sources.fetch import Fetcher
     from storage import open_store
 
@@ -83,7 +83,7 @@ async def one_pass(config_path: Path, workers: int | None,
             target=writer, args=(config.storage_url[len("sqlite:///"):], hold, done))
         other.start()
     try:
-        async with Fetcher(_fetch_policy(config)) as http:
+        async with Fetcher(fetch_policy(config)) as http:
             pipeline = Pipeline(config, store, http, workers=pool)
             task = asyncio.create_task(probe(stalls, stop))
             started, cpu = time.perf_counter(), time.process_time()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.cli.main import _fetch_policy
 from monitor.config import load_config
+from monitor.runtime import fetch_policy
 from monitor.sources.fetch import FetchPolicy
 
 
@@ -13,7 +13,7 @@ def test_fetch_defaults_are_those_of_a_configuration_that_leaves_them_out(tmp_pa
     path = tmp_path / "monitor.toml"
     path.write_text("", encoding="utf-8")
 
-    from_config = _fetch_policy(load_config(path, env={}))
+    from_config = fetch_policy(load_config(path, env={}))
 
     assert from_config == FetchPolicy()
     assert from_config.per_host_delay == 1.0            # README: per_host_delay = "1s"

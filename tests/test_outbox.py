@@ -108,9 +108,9 @@ def test_the_daemon_retries_a_failed_delivery_only_after_its_backoff(project, ht
                                                                      summit_feed):
     import asyncio
 
-    from monitor.cli.main import _fetcher, build_notifiers
     from monitor.config import load_config
     from monitor.delivery.outbox import deliver_pending
+    from monitor.runtime import Runtime
     from storage import open_store
 
     hook = Hook(http_server)
@@ -121,8 +121,8 @@ def test_the_daemon_retries_a_failed_delivery_only_after_its_backoff(project, ht
     hook.status = 200
 
     async def daemon_pass(conf, store):          # what `run` does every 30 s
-        async with _fetcher(conf) as http:
-            return await deliver_pending(store, build_notifiers(conf, http))
+        async with Runtime(conf) as runtime:
+            return await deliver_pending(store, runtime.notifiers)
 
     conf = load_config(project.config)
     store = open_store(f"sqlite:///{project.path}/data/monitor.db")
@@ -155,7 +155,7 @@ def test_permanent_refusal_is_recorded_and_not_retried(project, http_server, sum
     assert len(http_server.requests_for("/hook")) == requests
 
 
-def test_email_alerts_thread_follow_ups_on_one_story(project, http_server, smtp):
+def test_email_alerts_thread_follow_ups_on_one_story(project, http_server, smtp):  # noqa: F811
     wire = Site(http_server, "Asia Wire", "/wire")
     daily = Site(http_server, "The Daily Courier", "/daily")
     original = Story.from_file("kishida-summit", PAIRS / "en_original.txt")

@@ -27,12 +27,20 @@ import asyncio
 import functools
 import logging
 import signal
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
 from monitor.config import Config, SourceConfig
+from monitor.dedup.fingerprint import STORY_WINDOW
+from monitor.delivery.backlog import Backlog
+from monitor.delivery.outbox import deliver_digest, deliver_due, owner_id, reclaim_dead_leases
 from monitor.errors import StorageError
-from storage.boundary import async_store
+from monitor.logs import redactor
+from monitor.runtime import Runtime
+from monitor.service.metrics import Metrics, probe_loop_lag
+from monitor.service.web import WebServer, bind, create_app
+from storage.base import Store
 
 log = logging.getLogger("monitor.service")
 
@@ -51,9 +59,6 @@ def run_service(config: Config, *, http_address: str | None = None, tick: float 
 
 class Service:
     def __init__(self, config: Config, *, tick: float = TICK):
-        from monitor.delivery.outbox import owner_id
-        from monitor.service.metrics import Metrics
-
         self.config = config
         self.tick_seconds = tick
         self.owner = owner_id()
@@ -63,7 +68,6 @@ class Service:
         self.polling: set[str] = set()
         self.delivering: set[tuple[str, str]] = set()
         # Writes that failed while the store was away, saved when it is back.
-        from monitor.delivery.backlog import Backlog
         self.backlog = Backlog()
         self.last_prune = datetime.min.replace(tzinfo=UTC)
 
@@ -71,22 +75,8 @@ class Service:
         return datetime.now(UTC)
 
     async def run(self, http_address: str | None = None) -> int:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        from monitor.cli.main import _fetch_policy, build_notifiers
-        from monitor.delivery.outbox import reclaim_dead_leases
-        from monitor.pipeline.orchestrator import Pipeline
-        from monitor.pipeline.workers import Workers
-        from monitor.service.metrics import probe_loop_lag
-        from monitor.sources.fetch import Fetcher
-        from storage import open_store
-
         web_socket = None
         if http_address:
-            from monitor.service.web import bind
-
             try:
                 web_socket = bind(http_address)
             except OSError as exc:
@@ -99,14 +89,27 @@ class Service:
             loop.add_signal_handler(sig, self.stopping.set)
 
         # A damaged file is refused at start, before anything is written to it.
-        self.store = open_store(self.config.storage_url, check=True)
-        self.db = async_store(self.store)    # every store call from here goes through it
+        async with Runtime(self.config, check=True) as runtime:
+            await self._work(runtime, web_socket)
+        log.info("stopped", extra={"event": "stopped"})
+        return 0
+
+    async def _work(self, runtime: Runtime, web_socket: socket.socket | None) -> None:
+        """Poll, deliver and serve until told to stop, then give the work in flight
+        its grace time."""
+        # APScheduler is imported by the daemon alone, not by every command.
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self.store = runtime.store
+        self.db = runtime.db                 # every store call from here goes through it
         await self.db.call(reclaim_dead_leases, self.store)
-        self.http = Fetcher(_fetch_policy(self.config))
-        self.workers = Workers(self.config.monitor.workers)
-        self.notifiers = build_notifiers(self.config, self.http)
-        self.pipeline = Pipeline(self.config, self.store, self.http, workers=self.workers)
-        web = await self._start_web(web_socket) if web_socket else None
+        self.notifiers = runtime.notifiers
+        self.pipeline = runtime.pipeline
+        # A connection of its own: the page's reads never wait for the daemon's
+        # store lock, nor the daemon's writes for a page.
+        web = await self._start_web(web_socket, runtime.connect()) if web_socket else None
 
         scheduler = AsyncIOScheduler(timezone=UTC)
         now = self.now()
@@ -145,32 +148,27 @@ class Service:
         await self.db.call(self.backlog.flush)    # best effort: else the leases run out
         if web is not None:
             await web.stop()
-            await async_store(self.web_store).close()
-        for notifier in self.notifiers.values():
-            await notifier.aclose()
-        await self.http.aclose()
-        self.workers.close(now=True)          # what was still running had its grace time
-        await self.db.close()
-        log.info("stopped", extra={"event": "stopped"})
-        return 0
+        runtime.close_workers(now=True)    # what was still running had its grace time
 
-    async def _start_web(self, sock):
-        from monitor.service.web import WebServer, create_app
-        from storage import open_store
-
-        # A connection of its own: the page's reads never wait for the daemon's
-        # store lock, nor the daemon's writes for a page.
-        self.web_store = open_store(self.config.storage_url)
-        app = create_app(self.config, self.web_store, health=self.metrics.health,
-                         metrics=lambda: self.metrics.prometheus(self.config, self.web_store))
+    async def _start_web(self, sock: socket.socket, store: Store) -> WebServer:
+        app = create_app(self.config, store, health=self.metrics.health,
+                         metrics=lambda: self._prometheus(store))
         web = WebServer(app, sock)
         await web.start()
         return web
+
+    def _prometheus(self, store: Store) -> str:
+        """The metrics page: this process's counters, and what the store says."""
+        return self.metrics.prometheus(
+            [s.name for s in self.config.sources],
+            oldest_pending=store.oldest_pending_delivery(digest=False),  # digests wait by design
+            states=store.all_source_states())
 
     async def _spawn(self, fn, *args) -> None:
         if self.stopping.is_set():
             return
         task = asyncio.current_task()
+        assert task is not None             # the scheduler runs each job in a task
         self.inflight.add(task)
         try:
             await fn(*args)
@@ -239,9 +237,6 @@ class Service:
         return result.status != "error"
 
     async def _deliver(self) -> None:
-        from monitor.delivery.outbox import deliver_due
-        from monitor.logs import redactor
-
         stats = await deliver_due(self.db, self.notifiers, self.config,
                                   redact=redactor(self.config.secrets),
                                   backlog=self.backlog, working=self.delivering)
@@ -251,17 +246,12 @@ class Service:
                      extra={"event": "deliver"})
 
     async def _digest(self, name: str) -> None:
-        from monitor.delivery.outbox import deliver_digest
-
         stats = await deliver_digest(self.db, self.notifiers[name], backlog=self.backlog)
         self.metrics.delivered(stats)
         log.info("digest %s: %d alerts sent, %d failed", name, stats.delivered, stats.failed,
                  extra={"notifier": name, "event": "digest"})
 
     async def _maintain(self) -> None:
-        from monitor.dedup.fingerprint import STORY_WINDOW
-        from monitor.delivery.outbox import reclaim_dead_leases
-
         now = self.now()
         await self.db.call(self.backlog.flush)
         # Only what this node is working on: work it gave up (the store went away

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from monitor.config import Config
-    from storage.base import Store
+from storage.base import SourceState
 
 LAG_WINDOW = 60.0          # seconds over which the event-loop lag gauge takes its maximum
 LAG_PROBE = 0.5            # how often the probe asks to wake
@@ -77,7 +75,11 @@ class Metrics:
                 "last_cycle_ok": self.last_cycle_ok}
         return (200 if ok else 503), body
 
-    def prometheus(self, config: Config, store: Store) -> str:
+    def prometheus(self, sources: Sequence[str], *, oldest_pending: datetime | None,
+                   states: Mapping[str, SourceState]) -> str:
+        """The text format. What the store holds is passed in: ``sources``, the
+        configured names; ``oldest_pending``, when the oldest alert waiting for an
+        immediate delivery was made; ``states``, each source's polling state."""
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> None:
@@ -100,19 +102,16 @@ class Metrics:
         metric("monitor_deliveries_total", "counter", "Delivery attempts by result.",
                [({"result": r}, n) for r, n in sorted(self.deliveries.items())])
         now = datetime.now(UTC)
-        oldest = store.oldest_pending_delivery(digest=False)   # digests wait by design
         metric("monitor_delivery_lag_seconds", "gauge",
                "Age of the oldest alert waiting for an immediate delivery (0 when none waits).",
-               [({}, round((now - oldest).total_seconds(), 3) if oldest else 0)])
-        states = store.all_source_states()
+               [({}, round((now - oldest_pending).total_seconds(), 3) if oldest_pending else 0)])
         metric("monitor_source_last_success_timestamp_seconds", "gauge",
                "When each source was last polled successfully (Unix time).",
-               [({"source": s.name}, states[s.name].last_success.timestamp())
-                for s in config.sources
-                if s.name in states and states[s.name].last_success])
+               [({"source": name}, success.timestamp()) for name in sources
+                if name in states and (success := states[name].last_success)])
         metric("monitor_source_consecutive_failures", "gauge", "Failures in a row per source.",
-               [({"source": s.name}, states[s.name].consecutive_failures if s.name in states else 0)
-                for s in config.sources])
+               [({"source": name}, states[name].consecutive_failures if name in states else 0)
+                for name in sources])
         metric("monitor_last_cycle_success", "gauge", "1 if the last polling cycle succeeded.",
                [({}, 1 if self.last_cycle_ok is not False else 0)])
         metric("monitor_event_loop_lag_seconds", "gauge",

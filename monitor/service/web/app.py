@@ -41,13 +41,13 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from monitor.cli.main import _fetch_policy
 from monitor.config import Config
 from monitor.dedup import fingerprint
 from monitor.errors import FetchError, MonitorError, QueryError
 from monitor.logs import redactor
 from monitor.match.query import Document, compile_query
 from monitor.match.rulecheck import Article
+from monitor.runtime import fetch_policy
 from monitor.service.web import views
 from monitor.service.web.feeds import atom_feed
 from monitor.service.web.ruletest import pasted_article, try_rule
@@ -384,7 +384,7 @@ class Web:
 
     async def _fetch_article(self, url: str) -> Article:
         # Through the fetcher: its limits and its refusal of private addresses.
-        fetcher = Fetcher(_fetch_policy(self.config))
+        fetcher = Fetcher(fetch_policy(self.config))
         try:
             response = await fetcher.get(url)
         finally:
@@ -498,7 +498,7 @@ class Web:
         sources = await self.db.call(self._sources)
         states = await self.db.all_source_states()
         out = []
-        for view, source in zip(sources, self.config.sources):
+        for view, source in zip(sources, self.config.sources, strict=False):
             st = states.get(source.name)
             out.append({
                 "name": source.name, "kind": source.kind, "url": view.url,
