@@ -189,7 +189,8 @@ class Web:
                                 secure=request.url.scheme == "https")
         return response
 
-    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)       # the only kind it is registered for
         path = request.url.path
         message = exc.detail if isinstance(exc.detail, str) else "error"
         if path.startswith(("/api/", "/feeds/")) or not hasattr(request.state, "browser_id"):
@@ -279,7 +280,7 @@ class Web:
                     hits.append(row)
                     if len(hits) == PAGE_SIZE:
                         return hits, row, False
-            before = (last.created_at, last.alert_id)
+            before = (rows[-1].created_at, rows[-1].alert_id)
         return hits, last, False
 
     # story page -------------------------------------------------------------------
@@ -294,7 +295,7 @@ class Web:
         signatures = self.store.article_signatures([a.id for a in articles])
         similarity: dict[int, float] = {}
         for copy in copies:
-            original = originals.get(copy.duplicate_of)
+            original = originals.get(copy.duplicate_of) if copy.duplicate_of else None
             if original is None:
                 continue
             if copy.content_hash and copy.content_hash == original.content_hash:
