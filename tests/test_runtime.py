@@ -126,3 +126,26 @@ def test_the_fetch_policy_and_notifiers_come_from_the_configuration(tmp_path):
     built = asyncio.run(notifiers())
     assert isinstance(built["console"], ConsoleNotifier)
     assert built["archive"].timezone == "Asia/Tokyo"
+
+
+def test_commands_open_only_what_they_use(project, http_server):
+    url = http_server.route("/rss.xml", b"<rss version='2.0'><channel></channel></rss>",
+                            headers={"Content-Type": "application/rss+xml"})
+    project.write(f"""
+[storage]
+url = "sqlite:///data/monitor.db"
+
+[[sources]]
+name = "wire"
+kind = "feed"
+url = "{url}"
+""")
+
+    sent = project.cli("notify", "test", "console")
+    assert sent.code == 0 and "Test alert from news-monitor" in sent.err
+    assert not (project.path / "data" / "monitor.db").exists()     # no store was needed
+
+    listed = project.cli("sources", "list", "--json")
+    assert listed.code == 0 and [s["name"] for s in listed.json()] == ["wire"]
+    assert (project.path / "data" / "monitor.db").exists()
+    assert not http_server.requests_for("/rss.xml")                 # nor a fetch
