@@ -3,7 +3,8 @@ app over the store, served by uvicorn (``monitor.service.web.server``).
 
 Every store call runs on the store's own thread (``storage.boundary``), never on
 the event loop: in ``run --http`` the loop is the daemon's, and a slow query must
-not hold up its polling. The app also has a store connection of its own (see ``monitor.service.daemon``).
+not hold up its polling. The app also has a store connection of its own (see
+``monitor.service.daemon``).
 
 Every page works without JavaScript, and none carries any (see the CSP in
 ``security``). Templates autoescape, and every value printed in one passes
