@@ -101,7 +101,8 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
         text=article.text, author=article.author, site_name=article.site_name,
         language=article.language, published=article.published, fetched_at=now,
         extracted=article.extracted, content_hash=fp.content_hash,
-        signature=fingerprint.signature_to_bytes(fp.signature) if fp.signature is not None else None,
+        signature=(fingerprint.signature_to_bytes(fp.signature)
+                   if fp.signature is not None else None),
         band_keys=fp.band_keys,
         story_signature=(fingerprint.signature_to_bytes(fp.story_signature)
                          if fp.story_signature is not None else None),

@@ -45,5 +45,5 @@ class Notifier(ABC):
             receipt = await self.send(alert)
         return receipt
 
-    async def aclose(self) -> None:
-        pass
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook, not a duty
+        """Release what the notifier holds; most hold nothing."""
