@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.dedup import fingerprint
-from monitor.models import Article
+from monitor.models import Article, DedupVerdict
 from monitor.text.normalise import normalise
 from storage.base import NewArticle, Transaction
 
@@ -63,7 +63,7 @@ class Fingerprints:
 
 @dataclass
 class Verdict:
-    kind: str                 # "new" | "url" | "exact" | "near"
+    kind: DedupVerdict
     article_id: int | None    # the stored article: the new one, or the original
     story_id: str | None = None
     similarity: float | None = None
@@ -80,7 +80,8 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
     if existing is not None:
         return Verdict("url", existing)
 
-    original, kind, similarity = None, "new", None
+    kind: DedupVerdict = "new"
+    similarity: float | None = None
     original = tx.article_id_by_hash(fp.content_hash)
     if original is not None:
         kind, similarity = "exact", 1.0

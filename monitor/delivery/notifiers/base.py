@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from monitor.models import AlertRecord
+from monitor.models import AlertRecord, NotifierKind
 
 
 class Notifier(ABC):
@@ -18,7 +18,7 @@ class Notifier(ABC):
     Failures raise ``monitor.errors.DeliveryError``; secrets never go into its message.
     """
 
-    kind: ClassVar[str]
+    kind: ClassVar[NotifierKind]
     # The channel's time zone (its `timezone` key): dates in messages are shown in it.
     timezone: str = "UTC"
 
