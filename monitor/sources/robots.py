@@ -117,7 +117,7 @@ class RobotsCache:
             return self._judge(verdict, url)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug here must cost one article, not the run
+        except Exception:  # noqa: BLE001 - a bug here must cost one article, not the run
             log.warning("robots.txt check failed for %s", origin, exc_info=True)
             return False
 
@@ -129,7 +129,7 @@ class RobotsCache:
             return None
         try:
             delay = verdict.rules.crawl_delay(self._token)
-        except Exception:  # noqa: BLE001  (the parser's oddities must not escape)
+        except Exception:  # noqa: BLE001 - the parser's oddities must not escape
             return None
         return float(delay) if delay is not None else None
 
