@@ -205,7 +205,10 @@ def write_config(path: Path, sources: list[dict], storage_url: str, *, concurren
 
 
 def check_now(config_path: Path) -> tuple[float, int, dict]:
-    """Run `check-now --json` in-process through monitor.cli.main.main; (seconds, exit code, summary)."""
+    """Run `check-now --json` in-process through monitor.cli.main.main.
+
+    Returns (seconds, exit code, summary).
+    """
     import contextlib
     import io
 

@@ -52,7 +52,8 @@ from monitor.models import Article  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime.now(UTC)
-BOILERPLATE = "This article was originally published by our partner and is republished with permission."
+BOILERPLATE = ("This article was originally published by our partner and is republished "
+               "with permission.")
 
 
 def ts(d: datetime) -> str:
@@ -152,7 +153,8 @@ class SQLiteBackend(Backend):
         if real:
             conn.executemany(
                 "INSERT INTO articles (id, url, source, title, text, fetched_at, extracted,"
-                " content_hash, signature, story_signature, story_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " content_hash, signature, story_signature, story_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(i, url, "bench", title, text, ts(NOW - timedelta(hours=1)), 1, fp.content_hash,
                   fingerprint.signature_to_bytes(fp.signature),
                   fingerprint.signature_to_bytes(fp.story_signature), f"story{i}")
@@ -180,7 +182,8 @@ class SQLiteBackend(Backend):
                       f"Archived report {i}", "x" * 200, old, 1,
                       hashlib.sha256(b"%d" % i).hexdigest(), sig, f"old{i}")
                      for i, sig in zip(range(lo, hi),
-                                       (blob[k * 512:(k + 1) * 512] for k in range(hi - lo)))))
+                                       (blob[k * 512:(k + 1) * 512] for k in range(hi - lo)),
+                                       strict=True)))
             # random() is a uniform signed 64-bit integer: the band key of a random signature
             conn.execute(
                 "INSERT INTO article_bands (band_key, article_id) SELECT random(), a.id"
@@ -238,7 +241,8 @@ class PostgresBackend(Backend):
                 conn.execute(f"DROP INDEX {name}")
             with conn.cursor() as cur:
                 with cur.copy("COPY articles (id, url, source, title, text, fetched_at, extracted,"
-                              " content_hash, signature, story_signature, story_id) FROM STDIN") as cp:
+                              " content_hash, signature, story_signature, story_id)"
+                              " FROM STDIN") as cp:
                     for i, url, title, text, fp in real:
                         cp.write_row((i, url, "bench", title, text, ts(NOW - timedelta(hours=1)), 1,
                                       fp.content_hash, fingerprint.signature_to_bytes(fp.signature),
@@ -249,18 +253,20 @@ class PostgresBackend(Backend):
                         for i in range(start, stop):
                             cp.write_row((i, f"https://archive{i % 997}.example/news/{i:09d}",
                                           "archive", f"Archived report {i}", "x" * 200, old, 1,
-                                          hashlib.sha256(b"%d" % i).hexdigest(), rng.bytes(512), None,
-                                          f"old{i}"))
+                                          hashlib.sha256(b"%d" % i).hexdigest(), rng.bytes(512),
+                                          None, f"old{i}"))
                 with cur.copy("COPY article_bands (band_key, article_id) FROM STDIN") as cp:
                     for i, _, _, _, fp in real:
                         for k in fp.band_keys:
                             cp.write_row((k, i))
                 with_time = "fetched_at" in story_cols
-                cols = "(band_key, article_id, fetched_at)" if with_time else "(band_key, article_id)"
+                cols = ("(band_key, article_id, fetched_at)" if with_time
+                        else "(band_key, article_id)")
                 with cur.copy(f"COPY story_bands {cols} FROM STDIN") as cp:
                     for i, _, _, _, fp in real:
                         for k in fp.story_band_keys:
-                            cp.write_row((k, i, ts(NOW - timedelta(hours=1))) if with_time else (k, i))
+                            cp.write_row((k, i, ts(NOW - timedelta(hours=1))) if with_time
+                                         else (k, i))
             if stop > start:
                 conn.execute(
                     "INSERT INTO article_bands (band_key, article_id)"
@@ -308,7 +314,7 @@ def lookup(tx, url: str, fp: Fingerprints) -> tuple[str, int | None]:
 def measure(store, queries, warmup: int = 20) -> dict:
     lat_lookup, lat_ingest, found_copy, fp_distinct, wrong = [], [], 0, 0, 0
     copies = sum(1 for q in queries if q[3] is not None)
-    for url, art, fp, original in queries[:warmup]:
+    for url, _, fp, _ in queries[:warmup]:
         with store.exclusive(dry_run=True) as tx:
             lookup(tx, url, fp)
     for url, art, fp, original in queries:
@@ -342,7 +348,8 @@ def parse_size(s: str) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1e4,1e5,1e6", help="stored articles, comma-separated")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--real", type=int, default=10_000,
@@ -372,11 +379,11 @@ def main() -> int:
     copy_fps = fps[n_real:n_real + len(copy_items)]
     distinct_fps = fps[n_real + len(copy_items):]
     real = [(i, url, title, text, fp) for i, ((url, title, text), fp)
-            in enumerate(zip(real_items, real_fps), start=1)]
+            in enumerate(zip(real_items, real_fps, strict=True), start=1)]
     queries = ([(u, Article(url=u, title=ti, text=te, source="bench"), fp, k + 1)
-                for (u, ti, te), fp, k in zip(copy_items, copy_fps, picks)] +
+                for (u, ti, te), fp, k in zip(copy_items, copy_fps, picks, strict=True)] +
                [(u, Article(url=u, title=ti, text=te, source="bench"), fp, None)
-                for (u, ti, te), fp in zip(distinct_items, distinct_fps)])
+                for (u, ti, te), fp in zip(distinct_items, distinct_fps, strict=True)])
     random.Random(args.seed + 1).shuffle(queries)
     # Fingerprints.of cost, single process (the pool above only sped up the set-up)
     sample = (real_items + copy_items)[:100]
@@ -394,7 +401,7 @@ def main() -> int:
         for name in args.backends.split(","):
             try:
                 backend = SQLiteBackend(tmp) if name == "sqlite" else PostgresBackend()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a backend that cannot open is skipped
                 print(f"   {name}: SKIPPED ({type(exc).__name__}: {str(exc)[:120]})")
                 continue
             results[name] = {}
@@ -418,7 +425,8 @@ def main() -> int:
                     print(f"   {name:10s} {n_art:>9,d} articles ({n_bands:,d} band rows, loaded in"
                           f" {load_s:.0f} s): lookup p50 {r['lookup_p50_ms']:.2f} ms,"
                           f" p99 {r['lookup_p99_ms']:.2f} ms (max {r['lookup_max_ms']:.1f});"
-                          f" full ingest p50 {r['ingest_p50_ms']:.2f} / p99 {r['ingest_p99_ms']:.2f} ms;"
+                          f" full ingest p50 {r['ingest_p50_ms']:.2f}"
+                          f" / p99 {r['ingest_p99_ms']:.2f} ms;"
                           f" recall {r['recall']:.3f}; false positives {r['false_positives']}")
             finally:
                 backend.drop()

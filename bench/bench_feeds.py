@@ -1,5 +1,6 @@
-"""Feed path of check-now (monitor.cli.main.main, in-process, temp config and SQLite store) vs a bare httpx GET + feedparser.parse loop, same feeds,
-same concurrency, served on loopback (many 127.0.0.x hosts) by a server process.
+"""Feed path of check-now (monitor.cli.main.main, in-process, temp config and SQLite
+store) vs a bare httpx GET + feedparser.parse loop, same feeds, same concurrency,
+served on loopback (many 127.0.0.x hosts) by a server process.
 
     .venv/bin/python bench/bench_feeds.py [--limit N] [--concurrency 16]
 
@@ -79,11 +80,12 @@ async def bare_loop(urls: list[str], concurrency: int) -> tuple[float, int, int]
             try:
                 r = await client.get(url)
                 entries += len(feedparser.parse(r.content).entries)
-            except Exception:
+            except Exception:  # noqa: BLE001 - any failure counts as an error of the bare loop
                 errors += 1
 
     t = time.perf_counter()
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         await asyncio.gather(*(one(client, u) for u in urls))
     return time.perf_counter() - t, entries, errors
 
@@ -119,7 +121,8 @@ async def profile_parse(feeds: list[tuple[str, bytes]]) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N real feeds")
     ap.add_argument("--generated", type=int, default=200,
                     help="number of generated feeds when bench data is absent (default 200)")

@@ -118,7 +118,8 @@ def load_docs() -> tuple[list[tuple[str, str, str]], str]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", default="1,10,100,1000")
     ap.add_argument("--repeat", type=int, default=3, help="passes over the articles per count")
     args = ap.parse_args()
@@ -162,7 +163,8 @@ def main() -> int:
     if 10 in results and 1000 in results:
         ratio = results[1000]["mean_ms"] / results[10]["mean_ms"]
         ratio_total = (results[1000]["mean_ms"] + build_ms) / (results[10]["mean_ms"] + build_ms)
-        print(f"   1000 vs 10 rules: match only {ratio:.2f}x; with Document.build {ratio_total:.2f}x")
+        print(f"   1000 vs 10 rules: match only {ratio:.2f}x;"
+              f" with Document.build {ratio_total:.2f}x")
         print(f"   target 1000 rules <= 3x 10 rules (match): {verdict(ratio, 3.0, at_most=True)}")
     emit("rules", {"articles": len(docs), "origin": origin, "per_count": results,
                    "document_build_ms": build_ms, "ratio_1000_vs_10": ratio,

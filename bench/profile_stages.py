@@ -87,7 +87,8 @@ def main() -> int:
     total = sum(cost.values())
     print(f"   {n} entries; {1000 * total / n:.2f} ms CPU per entry in all")
     for step, seconds in cost.items():
-        print(f"   {step:18s} {1000 * seconds / n:7.3f} ms per entry  {100 * seconds / total:5.1f} %")
+        print(f"   {step:18s} {1000 * seconds / n:7.3f} ms per entry"
+              f"  {100 * seconds / total:5.1f} %")
     return 0
 
 

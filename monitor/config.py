@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from monitor import defaults
 from monitor.delivery.quiet import parse_quiet_hours
 from monitor.errors import ConfigError, QueryError
+from monitor.models import NotifierKind, NotifyMode, SourceKind
 
 DEFAULT_PATH = "config/monitor.toml"
 
@@ -70,7 +71,7 @@ class MonitorSettings:
 @dataclass(frozen=True)
 class SourceConfig:
     name: str
-    kind: str
+    kind: SourceKind
     url: str
     interval: float
     fetch_articles: bool = True
@@ -88,9 +89,9 @@ class RuleConfig:
 @dataclass(frozen=True)
 class NotifierConfig:
     name: str
-    kind: str
+    kind: NotifierKind
     options: Mapping[str, Any]
-    mode: str = "immediate"          # immediate | digest
+    mode: NotifyMode = "immediate"
     schedule: str | None = None      # cron expression, digest mode
     timezone: str = "UTC"
     quiet_hours: tuple[time, time] | None = None   # (start, end) wall-clock times in timezone

@@ -1,9 +1,27 @@
-"""Values that flow through the pipeline."""
+"""Values that flow through the pipeline, and the names of their states and kinds."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Literal
+
+# The closed sets of names the monitor uses. They are part of the contract
+# (DESIGN.md): they appear in the configuration, the store and the JSON output.
+
+# What a source is: `kind` in a [[sources]] table.
+SourceKind = Literal["feed", "page", "sitemap"]
+# How one source's poll ended: `status` in the `check-now --json` summary.
+PollStatus = Literal["ok", "not_modified", "skipped", "error"]
+# Where one alert stands on one channel; "muted" is recorded and never sent.
+DeliveryState = Literal["pending", "sent", "failed", "muted"]
+# What dedup found an article to be: new, or a copy of a stored one found by
+# its URL, by its exact text, or as a near-duplicate.
+DedupVerdict = Literal["new", "url", "exact", "near"]
+# A channel: `kind` in a [[notifiers]] table.
+NotifierKind = Literal["console", "jsonl", "email", "slack", "webhook", "apprise"]
+# When a channel sends: each alert at once, or digests on a schedule.
+NotifyMode = Literal["immediate", "digest"]
 
 
 @dataclass

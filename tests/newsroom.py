@@ -56,14 +56,16 @@ def article_page(story: Story, *, site: str, canonical: str | None = None,
 <meta property="article:published_time" content="{when}">
 {canonical_tag}
 </head><body>
-<div class="cookie-banner">We use cookies to improve your experience. <a href="/privacy">Accept</a></div>
+<div class="cookie-banner">We use cookies to improve your experience. <a
+href="/privacy">Accept</a></div>
 <header><a href="/">{html.escape(site)}</a>
 <nav><ul><li><a href="/world">World</a></li><li><a href="/asia">Asia</a></li>
 <li><a href="/business">Business</a></li><li><a href="/opinion">Opinion</a></li>
 <li><a href="/subscribe">Subscribe now</a></li></ul></nav></header>
 <main><article>
 <h1>{html.escape(story.title)}</h1>
-<div class="byline">By {html.escape(story.author)} · <time datetime="{when}">{story.published:%B %d, %Y}</time></div>
+<div class="byline">By {html.escape(story.author)} · <time
+datetime="{when}">{story.published:%B %d, %Y}</time></div>
 {paragraphs}
 </article>
 <aside class="related"><h3>Related stories</h3><ul>
@@ -72,7 +74,8 @@ def article_page(story: Story, *, site: str, canonical: str | None = None,
 <li><a href="/news/baseball-season-opens">Baseball season opens in Tokyo</a></li></ul></aside>
 </main>
 <footer><p>© 2026 {html.escape(site)}. All rights reserved.</p>
-<a href="/about">About us</a> <a href="/contact">Contact</a> <a href="/terms">Terms of use</a></footer>
+<a href="/about">About us</a> <a href="/contact">Contact</a> <a
+href="/terms">Terms of use</a></footer>
 </body></html>"""
 
 

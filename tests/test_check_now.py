@@ -188,7 +188,8 @@ def test_page_source_discovers_article_links(project, http_server):
     site = Site(http_server, "Korea Analyst", "/ka")
     summit = Story.from_file("kishida-kim-summit-prospects", PAIRS / "en_original.txt")
     url = site.publish(summit)
-    listing = f"""<html><body><nav><a href="/ka/about">About</a> <a href="/ka/tag/japan">Japan</a></nav>
+    listing = f"""<html><body><nav><a href="/ka/about">About</a> <a
+    href="/ka/tag/japan">Japan</a></nav>
     <h2><a href="{url}">{summit.title}</a></h2>
     <a href="https://elsewhere.example.com/news/other">Elsewhere</a>
     <footer><a href="/ka/privacy">Privacy</a></footer></body></html>"""
@@ -420,7 +421,8 @@ def test_news_sitemap_source_and_sitemap_index(project, wire, http_server):
 <sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
   <sitemap><loc>{wire.url("/news-sitemap.xml")}</loc></sitemap>
 </sitemapindex>"""
-    http_server.route("/wire/sitemap.xml", index.encode(), headers={"Content-Type": "application/xml"})
+    http_server.route("/wire/sitemap.xml", index.encode(),
+                      headers={"Content-Type": "application/xml"})
     project.write(config([("wire-sitemap", "sitemap", wire.url("/sitemap.xml"))]))
 
     result = project.cli("check-now", "--json")

@@ -67,7 +67,8 @@ def test_without_advertised_feeds_the_usual_places_are_tried(project, http_serve
     s.redirect("/blog/feed", "/blog/feed/")          # WordPress style
     s.route("/blog/feed/", rss20([(SUMMIT, s.url("/blog/a"))], title="The Blog").encode(),
             headers={"Content-Type": "application/rss+xml"})
-    s.route("/index.xml", b"<html><body>soft 404</body></html>", headers={"Content-Type": "text/xml"})
+    s.route("/index.xml", b"<html><body>soft 404</body></html>",
+            headers={"Content-Type": "text/xml"})
     blog = s.route("/blog/", page(body="<p>No feed links here</p>"),
                    headers={"Content-Type": "text/html"})
 
@@ -84,7 +85,8 @@ def test_without_advertised_feeds_the_usual_places_are_tried(project, http_serve
 
 
 def test_a_url_that_is_a_feed_is_its_own_answer(project, http_server):
-    feed = http_server.route("/news.rss", rss20([(SUMMIT, http_server.url("/a"))], title="Wire").encode(),
+    feed = http_server.route("/news.rss",
+                             rss20([(SUMMIT, http_server.url("/a"))], title="Wire").encode(),
                              headers={"Content-Type": "application/rss+xml"})
     result = discover(project, feed)
     assert result.code == 0, result.err
@@ -93,7 +95,8 @@ def test_a_url_that_is_a_feed_is_its_own_answer(project, http_server):
 
 
 def test_a_configured_feed_is_reported_not_proposed(project, http_server):
-    feed = http_server.route("/news.rss", rss20([(SUMMIT, http_server.url("/a"))], title="Wire").encode(),
+    feed = http_server.route("/news.rss",
+                             rss20([(SUMMIT, http_server.url("/a"))], title="Wire").encode(),
                              headers={"Content-Type": "application/rss+xml"})
     result = discover(project, feed + "?utm_source=x", extra=f"""
 [[sources]]

@@ -47,7 +47,8 @@ def test_blog_post_json_ld_and_legacy_charset():
 
 @pytest.mark.parametrize("charset", [None, "Shift_JIS", "utf-8"])  # utf-8: the header lies
 def test_japanese_article(charset):
-    art = extract("article_ja.html", "https://gaikou.example.jp/news/20240307-nitcho?from=top", charset)
+    art = extract("article_ja.html", "https://gaikou.example.jp/news/20240307-nitcho?from=top",
+                  charset)
     assert art.title == "日朝首脳会談、実現に課題"
     assert "拉致問題の解決が最優先課題" in art.text
     assert "クッキー" not in art.text and "関連記事" not in art.text
@@ -57,7 +58,8 @@ def test_japanese_article(charset):
     assert art.language == "ja"
 
 
-BODY = "<p>" + " ".join(["The envoys met again in Mongolia to prepare the ground for talks."] * 6) + "</p>"
+BODY = ("<p>" + " ".join(["The envoys met again in Mongolia to prepare the ground for talks."] * 6)
+        + "</p>")
 
 
 @pytest.mark.parametrize("title_html, expected", [
@@ -76,7 +78,8 @@ def test_title_never_site_boilerplate(title_html, expected):
 
 
 def test_title_falls_back_to_h1_when_title_is_site_name():
-    page = (f'<html><head><title>Wire Example</title><meta property="og:site_name" content="Wire Example"></head>'
+    page = ('<html><head><title>Wire Example</title>'
+            '<meta property="og:site_name" content="Wire Example"></head>'
             f'<body><article><h1>Envoys meet again in Mongolia</h1>{BODY}</article></body></html>')
     art = extract_article(page, url="https://wire.example/a/envoys", now=NOW)
     assert art.title == "Envoys meet again in Mongolia"

@@ -19,7 +19,8 @@ NOW = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
 
 
 def feed(name: str, url: str = "https://feeds.example/feed.xml", content_type: str | None = None):
-    return parse_feed((DATA / "feeds" / name).read_bytes(), url=url, content_type=content_type, now=NOW)
+    return parse_feed((DATA / "feeds" / name).read_bytes(), url=url, content_type=content_type,
+                      now=NOW)
 
 
 def utc(*args: int) -> datetime:
@@ -38,7 +39,8 @@ def test_rss20():
     assert first.title == "Kishida signals readiness for summit with Kim Jong Un"
     assert first.summary == ("Japan's prime minister said on Tuesday he was ready to meet "
                              "North Korea's leader \"at any time\". Read more »")
-    assert first.content == ("Japan's prime minister said on Tuesday he was ready to meet North Korea's leader."
+    assert first.content == ("Japan's prime minister said on Tuesday he was ready to meet "
+                             "North Korea's leader."
                              "\n\nThe abduction issue remains the main obstacle.")
     assert first.published == utc(2024, 3, 5, 0, 30)
     assert first.author == "Aiko Tanaka"
@@ -66,7 +68,8 @@ def test_atom_prefers_alternate_link_and_resolves_it():
      "https://gaikou.example.jp/news/20240305-nitcho", utc(2024, 3, 5, 9)),
     ("euc_jp.xml", "日本外交ニュース", "岸田首相、日朝首脳会談に意欲",
      "https://gaikou.example.jp/news/20240305-nitcho", utc(2024, 3, 5, 9)),
-    ("iso8859_1.xml", "Revue diplomatique", "Sommet Japon-Corée du Nord : déjà des réticences à Séoul",
+    ("iso8859_1.xml", "Revue diplomatique",
+     "Sommet Japon-Corée du Nord : déjà des réticences à Séoul",
      "https://revue.example.fr/articles/sommet-japon-coree", None),
     ("lying_declaration.xml", "Revue diplomatique",
      "Sommet Japon–Corée du Nord : déjà des réticences à Séoul",
@@ -81,12 +84,15 @@ def test_formats_and_encodings(name, title, entry_title, entry_url, published):
 
 
 def test_japanese_summary_is_decoded():
-    assert feed("shift_jis.xml").entries[0].summary == "拉致問題の解決に向け、金正恩総書記との会談を目指すと表明した。"
+    assert feed("shift_jis.xml").entries[0].summary == (
+        "拉致問題の解決に向け、金正恩総書記との会談を目指すと表明した。")
 
 
 def test_http_charset_wins_over_declaration():
-    body = (DATA / "feeds" / "shift_jis.xml").read_bytes().replace(b'encoding="Shift_JIS"', b'encoding="UTF-8"')
-    parsed = parse_feed(body, url="https://gaikou.example.jp/rss", content_type="application/rss+xml; charset=Shift_JIS")
+    body = (DATA / "feeds" / "shift_jis.xml").read_bytes().replace(b'encoding="Shift_JIS"',
+                                                                  b'encoding="UTF-8"')
+    parsed = parse_feed(body, url="https://gaikou.example.jp/rss",
+                        content_type="application/rss+xml; charset=Shift_JIS")
     assert parsed.entries[0].title == "岸田首相、日朝首脳会談に意欲"
 
 
@@ -110,7 +116,8 @@ def test_duplicate_guids_kept_once():
 
 def test_future_and_garbage_dates():
     by_title = {e.title: e.published for e in feed("future_dates.xml").entries}
-    assert by_title == {"Far future": None, "Slightly ahead": utc(2024, 3, 10, 2), "Garbage date": None}
+    assert by_title == {"Far future": None, "Slightly ahead": utc(2024, 3, 10, 2),
+                        "Garbage date": None}
 
 
 def test_malformed_feed_with_entries_is_accepted():
@@ -179,13 +186,17 @@ LISTING_URL = "https://www.nea-monitor.example/korea/"
 
 
 def test_discover_links_heuristics():
-    entries = discover_links((DATA / "pages" / "listing.html").read_bytes(), url=LISTING_URL, link_pattern=None)
+    entries = discover_links((DATA / "pages" / "listing.html").read_bytes(), url=LISTING_URL,
+                             link_pattern=None)
     assert [(e.url, e.title) for e in entries] == [
         ("https://www.nea-monitor.example/analysis/2024/03/kishida-signals-readiness-for-summit/",
          "Kishida signals readiness for summit with Kim Jong Un"),
-        ("https://www.nea-monitor.example/news/pyongyang-rejects-tokyo-overture", "Pyongyang rejects Tokyo's overture"),
-        ("https://nea-monitor.example/news/875421", "Families of abductees meet the prime minister"),
-        ("https://news.nea-monitor.example/2024/03/07/envoys-meet-in-ulaanbaatar", "Envoys meet in Ulaanbaatar"),
+        ("https://www.nea-monitor.example/news/pyongyang-rejects-tokyo-overture",
+         "Pyongyang rejects Tokyo's overture"),
+        ("https://nea-monitor.example/news/875421",
+         "Families of abductees meet the prime minister"),
+        ("https://news.nea-monitor.example/2024/03/07/envoys-meet-in-ulaanbaatar",
+         "Envoys meet in Ulaanbaatar"),
     ]
 
 
@@ -200,7 +211,8 @@ def test_discover_links_with_pattern():
 
 def test_discover_links_bad_pattern_is_a_config_error():
     with pytest.raises(ConfigError, match="link_pattern"):
-        discover_links(b"<html><body><a href='/a'>a</a></body></html>", url=LISTING_URL, link_pattern="(")
+        discover_links(b"<html><body><a href='/a'>a</a></body></html>", url=LISTING_URL,
+                       link_pattern="(")
 
 
 @pytest.mark.parametrize("body", [b"", b"  "])
@@ -210,8 +222,10 @@ def test_discover_links_empty_page(body):
 
 
 def test_discover_links_honours_charset():
-    body = '<html><body><a href="/news/sommet-japon-coree-du-nord">Sommet à Séoul</a></body></html>'.encode("cp1252")
-    [entry] = discover_links(body, url="https://revue.example.fr/", link_pattern=None, charset="windows-1252")
+    body = ('<html><body><a href="/news/sommet-japon-coree-du-nord">Sommet à Séoul</a>'
+            '</body></html>').encode("cp1252")
+    [entry] = discover_links(body, url="https://revue.example.fr/", link_pattern=None,
+                             charset="windows-1252")
     assert entry.title == "Sommet à Séoul"
 
 
@@ -227,7 +241,8 @@ def test_sitemap_urlset(gz):
     result = sitemap("sitemap.xml", gz=gz)
     assert result.sitemaps == []
     assert [(e.url, e.published) for e in result.entries] == [
-        ("https://www.nea-monitor.example/analysis/2024/03/kishida-signals-readiness-for-summit/", utc(2024, 3, 5, 0, 30)),
+        ("https://www.nea-monitor.example/analysis/2024/03/kishida-signals-readiness-for-summit/",
+         utc(2024, 3, 5, 0, 30)),
         ("https://www.nea-monitor.example/news/pyongyang-rejects-tokyo-overture", utc(2024, 3, 6)),
         ("https://www.nea-monitor.example/relative/path-is-resolved", None),  # lastmod in 2100
     ]

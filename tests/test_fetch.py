@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -392,7 +393,7 @@ def test_per_host_delay_spaces_request_starts(http_server: LoopbackServer) -> No
     policy = FetchPolicy(allow_private_networks=True, per_host=4, per_host_delay=0.2)
     _get_many([url] * 3, policy)
     times = [r.received_at for r in http_server.requests]
-    assert all(b - a >= 0.15 for a, b in zip(times, times[1:])), times
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(times)), times
 
 
 # --------------------------------------------------------------------------- POST

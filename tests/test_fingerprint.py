@@ -113,11 +113,13 @@ def test_exact_shingles():
     assert fp.shingles("") == set()
     # A Japanese run gives character 4-grams and breaks word runs.
     assert fp.shingles(normalise("首脳会談 G7 サミット")) == {"首脳会談", "g7", "サミット"}
-    assert fp.shingles(normalise("岸田首相は会談")) == {"岸田首相", "田首相は", "首相は会", "相は会談"}
+    assert fp.shingles(normalise("岸田首相は会談")) == {
+        "岸田首相", "田首相は", "首相は会", "相は会談"}
 
 
 def test_units_of_a_story_are_content_words():
-    units = fp.story_units("Kishida says he wants a summit", "The talks, he said, would be held in 2024.")
+    units = fp.story_units("Kishida says he wants a summit",
+                           "The talks, he said, would be held in 2024.")
     assert units == {"kishida", "wants", "summit", "talks", "held"}
     ja = fp.story_units("首脳会談に意欲", "")
     assert "首脳" in ja and "会談" in ja and "談に" in ja and "に意" in ja
@@ -201,7 +203,8 @@ def test_story_signature_accepts_raw_or_normalised_text():
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
 texts = st.lists(words, min_size=1, max_size=60).map(" ".join)
-mixed = st.text(alphabet=st.sampled_from(list("abc xyz 北朝鮮の首脳会談でーす-,.")), min_size=1, max_size=80)
+mixed = st.text(alphabet=st.sampled_from(list("abc xyz 北朝鮮の首脳会談でーす-,.")),
+                min_size=1, max_size=80)
 
 
 @settings(max_examples=60, deadline=None)
@@ -230,7 +233,8 @@ def test_estimate_follows_exact_jaccard():
     sa, sb = fp.shingles(a), fp.shingles(b)
     exact = len(sa & sb) / len(sa | sb)
     # 4 standard deviations of the estimate at this Jaccard with NUM_PERM values.
-    assert abs(fp.similarity(fp.signature(a), fp.signature(b)) - exact) < 4 * (0.25 / fp.NUM_PERM) ** 0.5
+    assert abs(fp.similarity(fp.signature(a), fp.signature(b)) - exact) < (
+        4 * (0.25 / fp.NUM_PERM) ** 0.5)
 
 
 def test_signature_is_the_same_in_another_process():
@@ -243,7 +247,8 @@ def test_signature_is_the_same_in_another_process():
         "text = sys.stdin.read()\n"
         "sig = fp.signature(text)\n"
         f"st = fp.story_signature({title!r}, {body!r})\n"
-        "print(fp.signature_to_bytes(sig).hex(), fp.band_keys(sig), fp.signature_to_bytes(st).hex())\n"
+        "print(fp.signature_to_bytes(sig).hex(), fp.band_keys(sig),"
+        " fp.signature_to_bytes(st).hex())\n"
     )
     runs = set()
     for seed in ("1", "2"):

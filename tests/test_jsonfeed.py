@@ -65,13 +65,13 @@ def test_json_feed_10_author_and_numeric_id():
     assert second.author == "Item Author"
 
 
+ONE_ITEM = '{"version": "' + V11 + '", "items": [{"id": "1", "url": "https://n.example/a"}]}'
+
+
 @pytest.mark.parametrize("body, content_type", [
-    (b'{"version": "%s", "items": [{"id": "1", "url": "https://n.example/a"}]}' % V11.encode(),
-     "text/plain"),                                       # recognised by its content
-    (b'\xef\xbb\xbf  {"version": "%s", "items": [{"id": "1", "url": "https://n.example/a"}]}'
-     % V11.encode(), None),                               # a BOM and white space first
-    (('{"version": "%s", "items": [{"id": "1", "url": "https://n.example/a"}]}'
-      % V11).encode("utf-16"), "application/json"),         # UTF-16, labelled JSON
+    (ONE_ITEM.encode(), "text/plain"),                      # recognised by its content
+    (b"\xef\xbb\xbf  " + ONE_ITEM.encode(), None),            # a BOM and white space first
+    (ONE_ITEM.encode("utf-16"), "application/json"),        # UTF-16, labelled JSON
 ])
 def test_recognised_by_content_or_type(body, content_type):
     [entry] = parse(body, content_type).entries

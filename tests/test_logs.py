@@ -54,7 +54,8 @@ def test_on_a_terminal_one_readable_line_per_event(project):
     lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line).strip()
              for line in err.replace("\r", "\n").splitlines()]
     [line] = [ln for ln in lines if "WARNING" in ln]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING  source down: .*connect.*", line), line
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING  source down: .*connect.*",
+                        line), line
     assert not any(ln.startswith("{") for ln in lines)
 
 
@@ -113,7 +114,7 @@ def test_warnings_and_uncaught_errors_become_json_lines():
             # bookkeeping of showwarning stale: start it afresh inside this block.
             logging.captureWarnings(False)
             logging.captureWarnings(True)
-            warnings.warn("a library is unhappy with hunter2-secret")
+            warnings.warn("a library is unhappy with hunter2-secret", stacklevel=1)
         try:
             raise RuntimeError("boom")
         except RuntimeError:

@@ -84,7 +84,8 @@ elif job["kind"] == "alerts":
         else:
             # Without the exclusive lock: only the unique constraint decides.
             def work():
-                return SQLTransaction(store).insert_alert(alert, [("slack", False), ("mail", False)])
+                return SQLTransaction(store).insert_alert(alert,
+                                                          [("slack", False), ("mail", False)])
             inserted = store._run(work)
         if inserted:
             got.append(article_id)

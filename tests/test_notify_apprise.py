@@ -15,7 +15,8 @@ from tests.conftest import make_alert
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.test_check_now import SUMMIT_QUERY
 
-HOSTILE = make_alert(title="Kishida <script>steal()</script> **now** [click](javascript:x) @everyone",
+HOSTILE = make_alert(title="Kishida <script>steal()</script> **now** [click](javascript:x)"
+                           " @everyone",
                      snippet="<img src=x onerror=alert(1)> @here _emphasis_")
 
 
@@ -136,7 +137,8 @@ def test_check_now_delivers_through_the_outbox_with_retries(project, http_server
     second = project.cli("check-now", "--json")
     assert second.code == 0, second.out
     assert second.json()["delivered"] == 1
-    sent = http_server.requests_for("/sink/s3cret-sink-token")[-1]   # the secret reached the service only
+    # The secret reached the service only.
+    sent = http_server.requests_for("/sink/s3cret-sink-token")[-1]
     assert story.title in json.loads(sent.body)["message"]
 
 

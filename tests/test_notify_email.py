@@ -141,7 +141,8 @@ def test_hostile_title_cannot_add_headers(smtp):
                                "MIME-Version", "Content-Type"}
 
 
-@pytest.mark.parametrize("title", ["Summit\u2028Bcc: a@evil.example", "Summit\x85Bcc: a@evil.example",
+@pytest.mark.parametrize("title", ["Summit\u2028Bcc: a@evil.example",
+                                   "Summit\x85Bcc: a@evil.example",
                                    "Summit\rBcc: a@evil.example", "Summit\x0bBcc: a@evil.example"])
 def test_other_line_breaks_cannot_add_headers(smtp, title):
     send(options(smtp.port), alert(title=title))
@@ -229,7 +230,8 @@ class Scripted(socketserver.StreamRequestHandler):
                 user = self.rfile.readline().decode().strip()
                 say("334 UGFzc3dvcmQ6")
                 secret = self.rfile.readline().decode().strip()
-                say(f"535 5.7.8 bad credentials {user} {secret} ({base64.b64decode(secret).decode()})")
+                decoded = base64.b64decode(secret).decode()
+                say(f"535 5.7.8 bad credentials {user} {secret} ({decoded})")
             elif verb == "AUTH":
                 payload = line.split(" ")[-1]
                 say(f"535 5.7.8 bad credentials {payload} ({base64.b64decode(payload)!r})")
@@ -287,7 +289,8 @@ def certificate(tmp_path_factory):
     where = tmp_path_factory.mktemp("tls")
     cert, key = where / "cert.pem", where / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
 

@@ -150,7 +150,8 @@ def test_digest_groups_by_story(slack):
     payload = slack.requests[0].json
     assert payload["text"] == "News monitor digest: 3 alerts on 2 stories"
     sections = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
-    order = [next(t for t in ("First", "Other", "Follow-up") if f"|{t}>" in s) for s in sections[1:]]
+    order = [next(t for t in ("First", "Other", "Follow-up") if f"|{t}>" in s)
+             for s in sections[1:]]
     assert order == ["First", "Follow-up", "Other"]
 
 

@@ -64,7 +64,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d/hooks/monitor-secret-path" % self.server.server_address[1]
+        return f"http://127.0.0.1:{self.server.server_address[1]:d}/hooks/monitor-secret-path"
 
 
 @pytest.fixture

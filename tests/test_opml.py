@@ -100,7 +100,8 @@ def test_a_malformed_file_is_a_clear_error(project, body, message):
 def test_a_missing_file_is_a_usage_error(project):
     project.write(CONFIGURED)
     result = project.cli("sources", "import", "nowhere.opml")
-    assert (result.code, result.err.strip()) == (2, "news-monitor: error: nowhere.opml: no such file")
+    assert (result.code, result.err.strip()) == (
+        2, "news-monitor: error: nowhere.opml: no such file")
 
 
 def test_export_writes_opml_that_import_reads_back(project, monkeypatch):

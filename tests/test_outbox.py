@@ -9,11 +9,14 @@ import threading
 
 import pytest
 
+from tests import test_notify_email
 from tests.fake_slack import TOKEN, FakeSlack
 from tests.newsroom import PAIRS, Site, Story, rss20
 from tests.servers import Reply, closed_port
 from tests.test_check_now import SUMMIT_QUERY
-from tests.test_notify_email import smtp  # noqa: F401  (fixture)
+
+# The loopback SMTP server fixture of the email notifier's tests.
+smtp = test_notify_email.smtp
 
 
 def config(feed: str, notifiers: str, notify: list[str], extra_monitor: str = "") -> str:

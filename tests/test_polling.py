@@ -156,7 +156,8 @@ def test_adaptive_interval(times: list[datetime], expected: float | None) -> Non
 def test_future_publish_times_are_ignored() -> None:
     future = [NOW + timedelta(days=d) for d in range(1, 30)]
     assert adaptive_interval(future, ADAPTIVE, now=NOW) is None
-    assert adaptive_interval(every(10 * MIN, 6) + future, ADAPTIVE, now=NOW) == pytest.approx(5 * MIN)
+    assert adaptive_interval(every(10 * MIN, 6) + future, ADAPTIVE, now=NOW) == pytest.approx(
+        5 * MIN)
 
 
 def test_median_shrugs_off_a_burst_and_a_holiday() -> None:
@@ -205,7 +206,8 @@ def test_max_interval_above_backoff_cap_is_allowed() -> None:
     # back off no faster than that interval, and jitter may go above the cap.
     policy = PollPolicy(interval=2 * DAY, max_interval=2 * DAY, adaptive=False)
     assert delay(policy, PollOutcome("error", consecutive_failures=5)) == pytest.approx(2 * DAY)
-    assert delay(policy, PollOutcome("ok", max_age=2 * DAY), lambda: 1.0) == pytest.approx(2.2 * DAY)
+    assert delay(policy, PollOutcome("ok", max_age=2 * DAY), lambda: 1.0) == pytest.approx(
+        2.2 * DAY)
 
 
 def test_unknown_status_is_refused() -> None:

@@ -517,7 +517,8 @@ def test_matched_lists_words_as_the_text_wrote_them():
 
 @pytest.mark.parametrize("query, text, reasons", [
     ("Kishida AND summit", "Kishida spoke.", ["'summit' is not in the title or text"]),
-    ("(Kishida OR Ishiba) AND Kim", "Kim spoke.", ["none of 'Kishida', 'Ishiba' is in the article"]),
+    ("(Kishida OR Ishiba) AND Kim", "Kim spoke.",
+     ["none of 'Kishida', 'Ishiba' is in the article"]),
     ("Kishida NEAR/2 Kim", "Kishida a b c d e f Kim",
      ["Kishida … Kim: 7 words apart at the closest, NEAR/2 needs at most 2"]),
     ("Kim NOT Kardashian", "Kim Kardashian sang",

@@ -70,7 +70,8 @@ def test_our_group_decides(http_server: LoopbackServer, path: str, allowed: bool
 @pytest.mark.parametrize("path, allowed", [("/news/1", True), ("/private/x", False)])
 def test_star_group_applies_when_we_are_not_named(http_server: LoopbackServer, path: str,
                                                    allowed: bool) -> None:
-    robots(http_server, b"User-agent: otherbot\nDisallow: /\n\nUser-agent: *\nDisallow: /private/\n")
+    robots(http_server,
+           b"User-agent: otherbot\nDisallow: /\n\nUser-agent: *\nDisallow: /private/\n")
     assert run(lambda c: c.allowed(http_server.url(path))) is allowed
 
 
@@ -102,7 +103,8 @@ def test_one_fetch_serves_many_calls(http_server: LoopbackServer) -> None:
     robots(http_server)
 
     async def many(cache: RobotsCache) -> list[bool]:
-        first = await asyncio.gather(*(cache.allowed(http_server.url(f"/a/{i}")) for i in range(20)))
+        first = await asyncio.gather(*(cache.allowed(http_server.url(f"/a/{i}"))
+                                       for i in range(20)))
         later = [await cache.allowed(http_server.url(f"/no-monitors/{i}")) for i in range(5)]
         return [*first, *later]
 

@@ -83,7 +83,8 @@ query = 'Kishida NEAR/20 Kim AND summit'
 """))
     article = tmp_path / "far.txt"
     filler = " ".join(f"word{i}" for i in range(33))
-    article.write_text(f"Kishida speaks\n\nKishida {filler} Kim spoke of a summit.\n", encoding="utf-8")
+    article.write_text(f"Kishida speaks\n\nKishida {filler} Kim spoke of a summit.\n",
+                       encoding="utf-8")
 
     text = project.cli("rules", "test", "near", "--file", str(article))
     data = project.cli("rules", "test", "near", "--json", "--file", str(article)).json()
@@ -105,7 +106,8 @@ def eval_folder(root, pos: dict[str, str], neg: dict[str, str]):
 def test_rules_eval_reports_recall_precision_misses_and_false_alerts(project, tmp_path):
     write(project)
     folder = eval_folder(tmp_path / "labelled", pos={
-        "hit.txt": "Kishida seeks summit with Kim\n\nPrime Minister Kishida wants a summit with Kim.",
+        "hit.txt": "Kishida seeks summit with Kim\n\n"
+                   "Prime Minister Kishida wants a summit with Kim.",
         "miss.txt": "Tokyo seeks talks\n\nJapan wants to meet the North Korean leader.",
     }, neg={
         "false.txt": "Kishida, Kim and a summit\n\nKishida met Kim Yo-han at a business summit.",

@@ -119,7 +119,7 @@ def test_stop_during_a_slow_poll_finishes_or_leaves_it_pending(project, http_ser
         path = f"/wire/news/{story.slug}"
         page = http_server._routes[path]
         http_server.route(path, handler=_slowly(page, 2.0))
-    wire.feed("/rss.xml", rss20(list(zip(stories, urls))), "application/rss+xml")
+    wire.feed("/rss.xml", rss20(list(zip(stories, urls, strict=True))), "application/rss+xml")
     project.write(config([("wire", "feed", wire.url("/rss.xml"))]))
 
     proc = start(project)
@@ -154,7 +154,7 @@ def test_kill_9_at_any_moment_loses_nothing_and_repeats_at_most_the_delivery_in_
         urls.append(wire.publish(story))
         path = f"/wire/news/{story.slug}"
         http_server.route(path, handler=_slowly(http_server._routes[path], 0.4))
-    wire.feed("/rss.xml", rss20(list(zip(stories, urls))), "application/rss+xml")
+    wire.feed("/rss.xml", rss20(list(zip(stories, urls, strict=True))), "application/rss+xml")
     project.write(config([("wire", "feed", wire.url("/rss.xml"))], rules="""
 [[rules]]
 name = "any"
@@ -200,7 +200,8 @@ def test_three_nodes_on_postgresql_one_killed_each_article_alerted_once(project,
             path = f"/wire/news/{s.slug}"
             http_server.route(path, handler=_slowly(http_server._routes[path], 0.5))
         feeds.append((f"feed{i}", "feed",
-                      wire.feed(f"/rss{i}.xml", rss20(list(zip(pair, urls))), "application/rss+xml")))
+                      wire.feed(f"/rss{i}.xml", rss20(list(zip(pair, urls, strict=True))),
+                               "application/rss+xml")))
     project.write(config(feeds, rules="""
 [[rules]]
 name = "any"

@@ -69,8 +69,8 @@ def test_sources_list_shows_url_without_secrets_and_the_interval_in_force(projec
     story = Story.from_file("kishida-summit", PAIRS / "en_original.txt")
     wire.feed("/rss.xml", rss20([(story, wire.publish(story))]), "application/rss+xml")
     feed = wire.url("/rss.xml") + "?key=${FEED_KEY}"
-    project.write(config([("wire", "feed", feed)]).replace('url = "' + feed + '"',
-                                                           'url = "' + feed + '"\ninterval = "20m"'))
+    project.write(config([("wire", "feed", feed)]).replace(
+        'url = "' + feed + '"', 'url = "' + feed + '"\ninterval = "20m"'))
     project.cli("check-now")
 
     [row] = project.cli("sources", "list", "--json").json()

@@ -117,7 +117,8 @@ def test_hostile_input_is_handled(text):
 
 
 # Characters that make tokenisation interesting, mixed with arbitrary ones.
-TRICKY = list("aZé9-‐‑–—'’ʼ._/ \n\t\u00ad\u200b\u200d\u0301\u3099岸田ーｶﾞｱ々김ŉ½ßİΣς٣ＫＫ\x00\ud800𠮷")
+TRICKY = list("aZé9-‐‑–—'’ʼ._/ \n\t\u00ad\u200b\u200d\u0301\u3099"
+              "岸田ーｶﾞｱ々김ŉ½ßİΣς٣ＫＫ\x00\ud800𠮷")
 texts = st.text(alphabet=st.one_of(st.sampled_from(TRICKY),
                                    st.characters(exclude_categories=())), max_size=60)
 

@@ -148,7 +148,8 @@ def test_atom_feeds_are_valid_and_carry_id_link_snippet_words_and_rule(filled, n
         assert entry.updated
     assert {e.tags[0].term for e in feedparser.parse(rule_feed.content).entries} == {"summit"}
     assert len(feedparser.parse(rule_feed.content).entries) == 2
-    assert feedparser.parse(empty.content).entries == [] and not feedparser.parse(empty.content).bozo
+    assert (feedparser.parse(empty.content).entries == []
+            and not feedparser.parse(empty.content).bozo)
 
 
 def test_api_alerts_filters_and_pages(filled):
@@ -319,7 +320,8 @@ def test_secrets_in_source_urls_never_reach_a_page(project, newsroom):
     url = newsroom.wire.url("/rss.xml") + "?key=${FEED_KEY}"
     newsroom.wire.feed("/rss.xml", rss20([(newsroom.original, newsroom.wire.publish(
         newsroom.original))]), "application/rss+xml")
-    project.write(web_config([("wire", url), ("broken", newsroom.server.url("/gone?k=${FEED_KEY}"))]))
+    project.write(web_config([("wire", url),
+                              ("broken", newsroom.server.url("/gone?k=${FEED_KEY}"))]))
     newsroom.server.status("/gone", 500)
     env = {"FEED_KEY": secret}
     assert project.process("check-now", env=env).returncode == 1

@@ -38,7 +38,8 @@ def surfaces(text: str, japanese: bool | None = None) -> list[str]:
     ("首脳会談", "首相は「首脳会談」に意欲を示した", ["首脳会談"]),
     ('"首脳会談 実現"', "『首脳会談』実現に向け", ["首脳会談』実現"]),
     # A reading in parentheses after a name is read through, and is findable itself.
-    ("金正恩総書記", "北朝鮮の金正恩（キムジョンウン）総書記は", ["金正恩（キムジョンウン）総書記"]),
+    ("金正恩総書記", "北朝鮮の金正恩（キムジョンウン）総書記は",
+     ["金正恩（キムジョンウン）総書記"]),
     ("キムジョンウン", "北朝鮮の金正恩（キムジョンウン）総書記は", ["キムジョンウン"]),
     ("金正恩総書記", "金正恩(キム・ジョンウン)総書記は", ["金正恩(キム・ジョンウン)総書記"]),
     ("金与正", "金与正（キムヨジョン）党副部長が談話", ["金与正"]),
@@ -97,7 +98,8 @@ def test_english_text_is_unchanged_by_segmentation():
 
 
 def test_a_japanese_phrase_in_the_title_and_a_korean_one_in_the_text():
-    doc = Document.build(title="岸田首相、日朝首脳会談に意欲", text="기시다 총리는 북일 정상회담을 원한다")
+    doc = Document.build(title="岸田首相、日朝首脳会談に意欲",
+                         text="기시다 총리는 북일 정상회담을 원한다")
     result = compile_query("日朝首脳会談 AND 정상회담").match(doc)
     assert result is not None
     assert result.words == ["日朝首脳会談", "정상회담을"]

@@ -82,7 +82,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -257,7 +257,7 @@ def _pieces(normalised_text: str) -> tuple[list[list[str]], list[str]]:
     return word_runs, cjk_runs
 
 
-def _grams(seq, n: int, join) -> Iterable[str]:
+def _grams(seq: Sequence[str], n: int, join: Callable[[Sequence[str]], str]) -> Iterator[str]:
     if len(seq) <= n:
         yield join(seq)
     else:
@@ -275,8 +275,8 @@ def shingles(normalised_text: str) -> set[str]:
     units: set[str] = set()
     for run in word_runs:
         units.update(_grams(run, SHINGLE_WORDS, " ".join))
-    for run in cjk_runs:
-        units.update(_grams(run, SHINGLE_CJK_CHARS, "".join))
+    for chars in cjk_runs:
+        units.update(_grams(chars, SHINGLE_CJK_CHARS, "".join))
     return units
 
 

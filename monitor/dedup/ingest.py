@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.dedup import fingerprint
-from monitor.models import Article
+from monitor.models import Article, DedupVerdict
 from monitor.text.normalise import normalise
 from storage.base import NewArticle, Transaction
 
@@ -63,7 +63,7 @@ class Fingerprints:
 
 @dataclass
 class Verdict:
-    kind: str                 # "new" | "url" | "exact" | "near"
+    kind: DedupVerdict
     article_id: int | None    # the stored article: the new one, or the original
     story_id: str | None = None
     similarity: float | None = None
@@ -80,7 +80,8 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
     if existing is not None:
         return Verdict("url", existing)
 
-    original, kind, similarity = None, "new", None
+    kind: DedupVerdict = "new"
+    similarity: float | None = None
     original = tx.article_id_by_hash(fp.content_hash)
     if original is not None:
         kind, similarity = "exact", 1.0
@@ -101,7 +102,8 @@ def ingest(tx: Transaction, article: Article, fp: Fingerprints, *, aliases: list
         text=article.text, author=article.author, site_name=article.site_name,
         language=article.language, published=article.published, fetched_at=now,
         extracted=article.extracted, content_hash=fp.content_hash,
-        signature=fingerprint.signature_to_bytes(fp.signature) if fp.signature is not None else None,
+        signature=(fingerprint.signature_to_bytes(fp.signature)
+                   if fp.signature is not None else None),
         band_keys=fp.band_keys,
         story_signature=(fingerprint.signature_to_bytes(fp.story_signature)
                          if fp.story_signature is not None else None),

@@ -89,7 +89,7 @@ async def _confirm(fetcher: Fetcher, candidates: list[tuple[str, str]], how: str
 
     outcomes = await asyncio.gather(*(one(u, t) for u, t in candidates))
     seen = {f.url for f in result.feeds}
-    for (url, _), outcome in zip(candidates, outcomes):
+    for (url, _), outcome in zip(candidates, outcomes, strict=True):
         if isinstance(outcome, str):
             result.tried.append((url, outcome))
         elif outcome.url not in seen:

@@ -62,8 +62,10 @@ _ASSET_RE = re.compile(
     re.I)
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+){2,}", re.I)
 _LONG_ID_RE = re.compile(r"\d{5,}")
-_DATE_PATH_RE = re.compile(r"/(?:19|20)\d{2}/(?:0?[1-9]|1[0-2])/(?:(?:0?[1-9]|[12]\d|3[01])/)?[^/]*[^\d/][^/]*")
-_ID_QUERY_RE = re.compile(r"(?:^|&)(?:p|id|article|articleid|story|storyid|newsid|nid|aid)=\w+", re.I)
+_DATE_PATH_RE = re.compile(r"/(?:19|20)\d{2}/(?:0?[1-9]|1[0-2])/(?:(?:0?[1-9]|[12]\d|3[01])/)?"
+                           r"[^/]*[^\d/][^/]*")
+_ID_QUERY_RE = re.compile(
+    r"(?:^|&)(?:p|id|article|articleid|story|storyid|newsid|nid|aid)=\w+", re.I)
 _WS_RE = re.compile(r"\s+")
 
 
@@ -140,7 +142,8 @@ def advertised_feeds(html: bytes | str, *, url: str, charset: str | None = None,
     found: dict[str, FeedLink] = {}
     for el in tree.iter("link"):
         rels = (el.get("rel") or "").lower().split()
-        kind = (LOOSE_FEED_TYPES if loose else FEED_TYPES).get((el.get("type") or "").split(";")[0].strip().lower())
+        media_type = (el.get("type") or "").split(";")[0].strip().lower()
+        kind = (LOOSE_FEED_TYPES if loose else FEED_TYPES).get(media_type)
         if "alternate" not in rels or kind is None:
             continue
         href = (el.get("href") or "").strip()
@@ -175,7 +178,8 @@ def discover_links(html: bytes, *, url: str, link_pattern: str | None,
     fallback_titles: dict[str, str] = {}
     for a in tree.iter("a", "area"):
         href = (a.get("href") or "").strip()
-        if not href or href.startswith("#") or re.match(r"(?i)\s*(javascript|mailto|tel|data):", href):
+        if (not href or href.startswith("#")
+                or re.match(r"(?i)\s*(javascript|mailto|tel|data):", href)):
             continue
         try:
             link = canonicalize(href, base)
@@ -199,7 +203,8 @@ def discover_links(html: bytes, *, url: str, link_pattern: str | None,
         if text and not titles[link]:
             titles[link] = text[:1000]
         if link not in fallback_titles:
-            alt = a.get("title") or next((img.get("alt") for img in a.iter("img") if img.get("alt")), "")
+            alt = a.get("title") or next(
+                (img.get("alt") for img in a.iter("img") if img.get("alt")), "")
             if alt and alt.strip():
                 fallback_titles[link] = _WS_RE.sub(" ", alt).strip()[:1000]
     return [Entry(url=link, title=titles[link] or fallback_titles.get(link, "")) for link in order]
@@ -207,7 +212,8 @@ def discover_links(html: bytes, *, url: str, link_pattern: str | None,
 
 def _in_navigation(el: lxml.html.HtmlElement) -> bool:
     for ancestor in el.iterancestors():
-        if ancestor.tag in ("nav", "footer") or (ancestor.get("role") or "").lower() == "navigation":
+        role = (ancestor.get("role") or "").lower()
+        if ancestor.tag in ("nav", "footer") or role == "navigation":
             return True
     return False
 

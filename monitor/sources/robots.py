@@ -72,7 +72,10 @@ class _Getter(Protocol):
 
 
 def product_token(user_agent: str) -> str:
-    """The product token robots.txt groups are matched against: "news-monitor/0.1 (...)" -> "news-monitor"."""
+    """The product token robots.txt groups are matched against.
+
+    "news-monitor/0.1 (...)" -> "news-monitor".
+    """
     match = _TOKEN.match(user_agent.strip())
     return match.group(0).lower() if match else "*"
 
@@ -114,7 +117,7 @@ class RobotsCache:
             return self._judge(verdict, url)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug here must cost one article, not the run
+        except Exception:  # noqa: BLE001 - a bug here must cost one article, not the run
             log.warning("robots.txt check failed for %s", origin, exc_info=True)
             return False
 
@@ -126,7 +129,7 @@ class RobotsCache:
             return None
         try:
             delay = verdict.rules.crawl_delay(self._token)
-        except Exception:  # noqa: BLE001  (the parser's oddities must not escape)
+        except Exception:  # noqa: BLE001 - the parser's oddities must not escape
             return None
         return float(delay) if delay is not None else None
 
@@ -154,7 +157,7 @@ class RobotsCache:
                 verdict = self._unreachable(origin, previous, exc, exc.retry_after)
         except TooManyRedirects:
             verdict = self._unavailable()
-        except Exception as exc:  # FetchError and anything unexpected from below
+        except Exception as exc:  # noqa: BLE001 - FetchError or anything else: allowed() never raises
             verdict = self._unreachable(origin, previous, exc, None)
         else:
             if 200 <= response.status < 300:

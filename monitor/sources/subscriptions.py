@@ -28,7 +28,8 @@ from monitor.text.safe import one_line
 MAX_NAME = 60
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
                  "\f": "\\f", "\r": "\\r"}
-_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]')
+_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029'
+                          r'\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]')
 
 
 def toml_string(value: str) -> str:

@@ -47,7 +47,8 @@ _SUB_DELIMS = "!$&'()*+,;="
 _PATH_SAFE = frozenset(_UNRESERVED | set(_SUB_DELIMS) | set(":@/"))
 _QUERY_SAFE = frozenset(_PATH_SAFE | set("?"))
 _HEX = frozenset("0123456789abcdefABCDEF")
-_HOST_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$")
+_HOST_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?"
+                      r"(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$")
 
 
 def canonicalize(url: str, base: str | None = None) -> str:

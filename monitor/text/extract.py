@@ -274,8 +274,8 @@ class _PageMeta:
         self.ld = _json_ld_articles(tree)
         base = url
         for b in tree.iter("base"):
-            if b.get("href"):
-                base = urljoin(url, b.get("href").strip())
+            if href := b.get("href"):
+                base = urljoin(url, href.strip())
                 break
         self.base = base
 

@@ -34,6 +34,7 @@ the registry and are loaded (memory-mapped) on first use, once per process.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import NamedTuple
 
@@ -140,7 +141,7 @@ def words(text: str, tokens: list[Token], *, japanese: bool | None = None) -> li
     if analysed:
         runs = [text[t.start:t.end] for t in analysed]
         found = _japanese_boundaries(runs) if japanese else _chinese_boundaries(runs)
-        cuts = {t.start: c for t, c in zip(analysed, found)}
+        cuts = {t.start: c for t, c in zip(analysed, found, strict=True)}
     readings = [m.span(1) for m in _READING_RE.finditer(text)] if cjk else []
     out: list[Word] = []
     append = out.append
@@ -150,7 +151,7 @@ def words(text: str, tokens: list[Token], *, japanese: bool | None = None) -> li
             if len(bounds) == 2:
                 append(Word(tok.norm, tok.start, tok.end, "c", False))
                 continue
-            for a, b in zip(bounds, bounds[1:]):
+            for a, b in itertools.pairwise(bounds):
                 norm = fold_word(text[tok.start + a:tok.start + b])
                 if norm:
                     append(Word(norm, tok.start + a, tok.start + b, "c", False))
@@ -160,7 +161,8 @@ def words(text: str, tokens: list[Token], *, japanese: bool | None = None) -> li
                 norm = fold_word(part.group())
                 if norm:
                     kind = "h" if HANGUL_RE.match(part.group()) else "w"
-                    append(Word(norm, tok.start + part.start(), tok.start + part.end(), kind, False))
+                    append(Word(norm, tok.start + part.start(), tok.start + part.end(),
+                                kind, False))
         else:
             append(Word(tok.norm, tok.start, tok.end, "w", False))
     if readings:

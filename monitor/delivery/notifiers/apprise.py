@@ -82,7 +82,8 @@ class AppriseNotifier(Notifier):
         return f"<AppriseNotifier {self.name!r}: {len(self._urls)} URLs>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> AppriseNotifier:
+    def from_config(cls, name: str, options: dict[str, Any], *,
+                    http: Any = None) -> AppriseNotifier:
         opts = Options(name, options, {"urls", "timeout"})
         urls = opts.values.get("urls")
         if isinstance(urls, str):
@@ -165,8 +166,8 @@ class AppriseNotifier(Notifier):
             if errors:
                 detail = ": " + render.redact(getattr(errors[-1], "message", errors[-1]),
                                               self._urls)
-        except Exception:       # the log is a nicety; the failure stands without it
+        except Exception:  # noqa: BLE001 - Apprise's log is a nicety; the failure stands without it
             pass
+        names = ", ".join(render.one_line(n, 60) for n in failed)
         raise DeliveryError(f"apprise {self.name!r}: {len(failed)} of {len(self._urls)} "
-                            f"service(s) failed ({', '.join(render.one_line(n, 60) for n in failed)})"
-                            f"{detail}")
+                            f"service(s) failed ({names}){detail}")

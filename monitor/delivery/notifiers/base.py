@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from monitor.models import AlertRecord
+from monitor.models import AlertRecord, NotifierKind
 
 
 class Notifier(ABC):
@@ -18,7 +18,7 @@ class Notifier(ABC):
     Failures raise ``monitor.errors.DeliveryError``; secrets never go into its message.
     """
 
-    kind: ClassVar[str]
+    kind: ClassVar[NotifierKind]
     # The channel's time zone (its `timezone` key): dates in messages are shown in it.
     timezone: str = "UTC"
 
@@ -45,5 +45,5 @@ class Notifier(ABC):
             receipt = await self.send(alert)
         return receipt
 
-    async def aclose(self) -> None:
-        pass
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook, not a duty
+        """Release what the notifier holds; most hold nothing."""

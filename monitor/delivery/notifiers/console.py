@@ -20,7 +20,8 @@ class ConsoleNotifier(Notifier):
         self.stream = stream
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> ConsoleNotifier:
+    def from_config(cls, name: str, options: dict[str, Any], *,
+                    http: Any = None) -> ConsoleNotifier:
         if options:
             raise ConfigError(f"notifier {name!r}: {sorted(options)[0]}: unknown key")
         return cls(name)
@@ -30,7 +31,8 @@ class ConsoleNotifier(Notifier):
         tag = "follow-up" if alert.followup else "new"
         lines = [
             f"[{one_line(alert.rule)}] ({tag}) {one_line(alert.title)}",
-            f"  {one_line(alert.source)} · {published_text(alert.published, self.timezone) or 'undated'}"
+            f"  {one_line(alert.source)}"
+            f" · {published_text(alert.published, self.timezone) or 'undated'}"
             f" · {one_line(alert.url)}",
             f"  matched: {', '.join(one_line(t) for t in alert.matched)}",
         ]

@@ -276,7 +276,8 @@ def _alert_html(alert: AlertRecord, zone: str = "UTC", *, heading: str) -> str:
 
 
 def _html_page(body: str) -> str:
-    return f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n{body}\n</body></html>\n'
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n'
+            f"{body}\n</body></html>\n")
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -197,7 +197,18 @@ class Options:
     def has(self, key: str) -> bool:
         return self.values.get(key) not in (None, "")
 
-    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+    # The overloads tell the type checker what the code guarantees: with a default,
+    # or with required=True, the answer is a string.
+    @overload
+    def string(self, key: str, default: str, *, required: bool = False) -> str: ...
+    @overload
+    def string(self, key: str, default: None = None, *, required: Literal[True]) -> str: ...
+    @overload
+    def string(self, key: str, default: None = None, *,
+               required: bool = False) -> str | None: ...
+
+    def string(self, key: str, default: str | None = None, *,
+               required: bool = False) -> str | None:
         value = self.values.get(key)
         if value is None or value == "":
             if required:
@@ -208,6 +219,11 @@ class Options:
         if UNSAFE_CHARS.search(value):
             raise self.error(key, "must not contain control characters or line breaks")
         return value
+
+    @overload
+    def url(self, key: str, *, required: Literal[True] = True) -> str: ...
+    @overload
+    def url(self, key: str, *, required: bool) -> str | None: ...
 
     def url(self, key: str, *, required: bool = True) -> str | None:
         value = self.string(key, required=required)

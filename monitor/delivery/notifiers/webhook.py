@@ -111,7 +111,8 @@ class WebhookNotifier(Notifier):
         return f"<WebhookNotifier {self.name!r}>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> WebhookNotifier:
+    def from_config(cls, name: str, options: dict[str, Any], *,
+                    http: Any = None) -> WebhookNotifier:
         opts = Options(name, options, {"url", "secret", "headers", "timeout"})
         headers = opts.values.get("headers") or {}
         if not isinstance(headers, dict):
