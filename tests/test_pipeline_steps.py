@@ -12,9 +12,11 @@ import pytest
 from monitor.config import parse_config
 from monitor.pipeline.health import BROKEN, HEALTH_RULE, RECOVERED, HealthNotice
 from monitor.pipeline.parse import PARSERS, Body, parse_source
+from monitor.pipeline.recording import Recorder
 from monitor.pipeline.routing import Routing
 from monitor.pipeline.workers import PRELOAD
 from monitor.sources.polling import PollPolicy
+from storage import open_store
 from storage.base import SourceState
 from tests.conftest import ROOT
 
@@ -187,3 +189,32 @@ def test_worker_processes_import_the_steps_and_not_the_orchestrator():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------ health notices in the outbox
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = (f"sqlite:///{tmp_path}/monitor.db" if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+def test_notices_at_one_moment_are_each_recorded_for_the_health_channels(store):
+    cfg = config(rules=[{"name": "summit", "query": "summit"}],
+                 notifiers=[{"name": "archive", "kind": "jsonl", "path": "alerts.jsonl"}],
+                 health=["archive"])
+    recorder = Recorder(store, Routing.from_config(cfg), max_age=cfg.monitor.max_age,
+                        source_links={"wire": "https://example.org/rss"})
+    notices = [HealthNotice("wire", BROKEN, 5, "https://example.org/rss", NOW, "HTTP 503"),
+               HealthNotice("wire", RECOVERED, 5, "https://example.org/rss", NOW)]
+    for notice in notices:
+        recorder.record_notice(notice)
+    stored = {a.alert_id: a for a in store.list_alerts(rule=HEALTH_RULE)}
+    assert set(stored) == {n.alert_id for n in notices}
+    for notice in notices:
+        alert = stored[notice.alert_id]
+        assert alert.record == notice.record().to_dict()
+        assert [(d.notifier, d.state) for d in alert.deliveries] == [("archive", "pending")]
