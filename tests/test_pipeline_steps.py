@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.config import parse_config
-from monitor.pipeline.health import BROKEN, HEALTH_RULE, RECOVERED, HealthNotice
+from monitor.pipeline.health import (
+    BROKEN,
+    HEALTH_RULE,
+    RECOVERED,
+    HealthNotice,
+    event_after_poll,
+)
 from monitor.pipeline.parse import PARSERS, Body, parse_source
 from monitor.pipeline.recording import Recorder
 from monitor.pipeline.routing import Routing
@@ -130,10 +136,8 @@ def test_without_health_channels_there_are_no_health_routes():
     (False, 0, 0, None),
 ])
 def test_a_notice_is_due_when_a_source_breaks_or_recovers(failed, before, after, expected):
-    notice = HealthNotice.after_poll(source="wire", url="https://example.org/rss",
-                                     failed=failed, failures_before=before, failures=after,
-                                     broken_after=5, error="HTTP 503", at=NOW)
-    assert (notice.event if notice else None) == expected
+    assert event_after_poll(failed=failed, failures_before=before, failures=after,
+                            broken_after=5) == expected
 
 
 def test_a_notice_reads_as_before_and_is_stored_apart_from_articles():

@@ -20,6 +20,17 @@ BROKEN = "broken"
 RECOVERED = "recovered"
 
 
+def event_after_poll(*, failed: bool, failures_before: int, failures: int,
+                     broken_after: int) -> str | None:
+    """The notice a poll calls for, if any: BROKEN for the failure that makes
+    ``broken_after`` in a row, RECOVERED for the first success after that."""
+    if failed and failures == broken_after:
+        return BROKEN
+    if not failed and failures_before >= broken_after:
+        return RECOVERED
+    return None
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -33,18 +44,6 @@ class HealthNotice:
     at: datetime
     error: str = ""                   # the last error, for BROKEN
     alert_id: str = field(default_factory=_new_id)
-
-    @classmethod
-    def after_poll(cls, *, source: str, url: str, failed: bool, failures_before: int,
-                   failures: int, broken_after: int, error: str,
-                   at: datetime) -> HealthNotice | None:
-        """The notice a poll calls for, if any: the failure that reaches
-        ``broken_after`` in a row, or the first success after one."""
-        if failed and failures == broken_after:
-            return cls(source, BROKEN, failures, url, at, error)
-        if not failed and failures_before >= broken_after:
-            return cls(source, RECOVERED, failures_before, url, at)
-        return None
 
     @property
     def title(self) -> str:

@@ -25,7 +25,7 @@ from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.logs import redactor
 from monitor.models import Article, Entry
 from monitor.pipeline import article as articles
-from monitor.pipeline.health import HealthNotice
+from monitor.pipeline.health import RECOVERED, HealthNotice, event_after_poll
 from monitor.pipeline.parse import Body, parse_source
 from monitor.pipeline.process import analyse
 from monitor.pipeline.recording import GroupCommit, ReadyArticle, Recorded, Recorder
@@ -166,15 +166,17 @@ class Pipeline:
                                   publish_times=result.publish_times)
         self.store.save_source_state(state)
         self.store.record_poll(source.name, started, ok=not result.failed)
-        notice = HealthNotice.after_poll(
-            source=source.name, url=self.redact(source.url), failed=result.failed,
-            failures_before=failures_before, failures=state.consecutive_failures,
-            broken_after=self.config.monitor.broken_after, error=result.error or "",
-            at=self.now())
-        if notice is not None and self.recorder.routing.health:
+        event = event_after_poll(failed=result.failed, failures_before=failures_before,
+                                 failures=state.consecutive_failures,
+                                 broken_after=self.config.monitor.broken_after)
+        if event is not None and self.recorder.routing.health:
+            notice = HealthNotice(
+                source.name, event, url=self.redact(source.url), at=self.now(),
+                failures=failures_before if event == RECOVERED else state.consecutive_failures,
+                error=result.error or "")
             self.recorder.record_notice(notice)
             log.warning("source %s: %s", source.name, notice.title,
-                        extra={"source": source.name, "event": f"source_{notice.event}"})
+                        extra={"source": source.name, "event": f"source_{event}"})
 
     # fetching and parsing the source ------------------------------------------
     async def _entries(self, source: SourceConfig, state: SourceState,
