@@ -36,6 +36,10 @@ class SourceState:
     next_poll: datetime | None = None
     hold_until: datetime | None = None     # the server asked not to be polled before then
 
+    def on_hold(self, at: datetime) -> bool:
+        """Did the server ask not to be polled at ``at`` (Retry-After)?"""
+        return self.hold_until is not None and self.hold_until > at
+
     # A poll's outcome, recorded on the source (as Miniflux's feed model does):
     # record_failure or record_success, then schedule_next_check.
     def record_failure(self, error: str, at: datetime) -> None:

@@ -78,6 +78,15 @@ def test_the_next_check_follows_the_policy_and_the_server(failures, status, retr
     assert state.hold_until == (None if hold_for is None else NOW + timedelta(seconds=hold_for))
 
 
+def test_a_source_is_on_hold_until_the_time_its_server_asked_for():
+    state = SourceState("wire")
+    state.schedule_next_check(NOW, POLICY, status="error", retry_after=3600, rand=MIDDLE)
+    assert state.on_hold(NOW + timedelta(minutes=59))
+    assert not state.on_hold(NOW + timedelta(minutes=60))
+    state.schedule_next_check(NOW, POLICY, status="ok", rand=MIDDLE)
+    assert not state.on_hold(NOW)
+
+
 def test_a_server_floor_delays_the_next_check():
     state = SourceState("wire")
     state.schedule_next_check(NOW, POLICY, status="ok", max_age=1800, rand=MIDDLE)

@@ -94,19 +94,23 @@ class Pipeline:
         return list(await asyncio.gather(*(one(s) for s in sources)))
 
     async def poll(self, source: SourceConfig) -> SourceResult:
+        try:
+            return await self._poll(source)
+        finally:
+            self.on_progress(source.name, "done")
+
+    async def _poll(self, source: SourceConfig) -> SourceResult:
         result = SourceResult(source.name)
         started = self.now()
         try:
             state = self.store.source_state(source.name)
         except StorageError as exc:
             result.status, result.error = "error", one_line(f"store unavailable: {exc}", 300)
-            self.on_progress(source.name, "done")
             return result
-        if state.hold_until is not None and state.hold_until > started and not self.force:
+        if state.hold_until is not None and state.on_hold(started) and not self.force:
             result.status = "skipped"
             result.error = ("the server asked to wait until "
                             f"{state.hold_until.astimezone(UTC):%Y-%m-%d %H:%M:%SZ}")
-            self.on_progress(source.name, "done")
             return result
         try:
             entries = await self._entries(source, state, result)
@@ -122,7 +126,6 @@ class Pipeline:
             result.error = self.redact(one_line(f"store unavailable: {exc}", 300))
             log.warning("source %s: the store went away during the poll: %s", source.name,
                         exc, extra={"source": source.name, "event": "store_unavailable"})
-            self.on_progress(source.name, "done")
             return result
         except MonitorError as exc:
             result.status, result.error = "error", one_line(str(exc), 300)
@@ -143,7 +146,6 @@ class Pipeline:
             if result.status != "error":
                 result.status = "error"
                 result.error = one_line(f"store unavailable: {exc}", 300)
-        self.on_progress(source.name, "done")
         return result
 
     def _record(self, source: SourceConfig, state: SourceState, result: SourceResult,
