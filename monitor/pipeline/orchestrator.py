@@ -51,6 +51,9 @@ MAX_NEW_ENTRIES = 200
 
 
 class Pipeline:
+    """Polls sources and records what they bring: one ``poll`` per source, ``run``
+    for many at once. Built once per configuration."""
+
     def __init__(self, config: Config, store: Store, fetcher: Fetcher, *,
                  dry_run: bool = False, now: Callable[[], datetime] | None = None,
                  on_progress: Callable[[str, str], None] | None = None,
@@ -70,13 +73,14 @@ class Pipeline:
         # What the configuration decides is worked out once, here.
         m = config.monitor
         self.rules = rules_by_source(config)
+        self.routing = Routing.from_config(config)
         self.policies = {s.name: PollPolicy.for_source(
             s.interval, min_interval=m.min_interval, max_interval=m.max_interval,
             adaptive=m.adaptive) for s in config.sources}
         # A dry run works on a scratch store (storage.open_store(scratch=True)): it
         # decides exactly as the real pass would, and nothing it stores is kept.
         self.previews: list[dict] = []
-        self.recorder = Recorder(store, Routing.from_config(config), max_age=m.max_age,
+        self.recorder = Recorder(store, self.routing, max_age=m.max_age,
                                  source_links={s.name: self.redact(s.url)
                                                for s in config.sources})
         self._group_commit = GroupCommit(self.recorder.record_articles)
@@ -171,7 +175,7 @@ class Pipeline:
         event = event_after_poll(failed=result.failed, failures_before=failures_before,
                                  failures=state.consecutive_failures,
                                  broken_after=self.config.monitor.broken_after)
-        if event is not None and self.recorder.routing.health:
+        if event is not None and self.routing.health:
             notice = HealthNotice(
                 source.name, event, url=self.redact(source.url), at=self.now(),
                 failures=failures_before if event == RECOVERED else state.consecutive_failures,
