@@ -39,6 +39,7 @@ from monitor.sources.robots import RobotsCache
 from monitor.text.extract import extract_article
 from monitor.text.safe import one_line
 from storage.base import SourceState, Store
+from storage.boundary import AsyncStore, async_store
 
 __all__ = ["Pipeline", "RunSummary", "SourceResult"]
 
@@ -54,7 +55,7 @@ class Pipeline:
     """Polls sources and records what they bring: one ``poll`` per source, ``run``
     for many at once. Built once per configuration."""
 
-    def __init__(self, config: Config, store: Store, fetcher: Fetcher, *,
+    def __init__(self, config: Config, store: Store | AsyncStore, fetcher: Fetcher, *,
                  dry_run: bool = False, now: Callable[[], datetime] | None = None,
                  on_progress: Callable[[str, str], None] | None = None,
                  workers: Workers | None = None, force: bool = False):
@@ -62,7 +63,9 @@ class Pipeline:
         self.workers = workers or Workers(1)
         self.robots = (RobotsCache(fetcher, config.monitor.user_agent)
                        if config.monitor.respect_robots else None)
-        self.store = store
+        # Every store call goes through the store's async boundary (its own thread).
+        self.db = async_store(store)
+        self.store = self.db.store
         self.fetcher = fetcher
         self.dry_run = dry_run
         self.force = force               # poll even a source whose server asked to wait
@@ -80,10 +83,10 @@ class Pipeline:
         # A dry run works on a scratch store (storage.open_store(scratch=True)): it
         # decides exactly as the real pass would, and nothing it stores is kept.
         self.previews: list[dict] = []
-        self.recorder = Recorder(store, self.routing, max_age=m.max_age,
+        self.recorder = Recorder(self.store, self.routing, max_age=m.max_age,
                                  source_links={s.name: self.redact(s.url)
                                                for s in config.sources})
-        self._group_commit = GroupCommit(self.recorder.record_articles)
+        self._group_commit = GroupCommit(self.recorder.record_articles, self.db)
 
     async def run(self, sources: list[SourceConfig]) -> list[SourceResult]:
         # Sources are streamed through: only a few more are in hand than can be
@@ -107,7 +110,7 @@ class Pipeline:
         result = SourceResult(source.name)
         started = self.now()
         try:
-            state = self.store.source_state(source.name)
+            state = await self.db.source_state(source.name)
         except StorageError as exc:
             result.status, result.error = "error", one_line(f"store unavailable: {exc}", 300)
             return result
@@ -141,7 +144,7 @@ class Pipeline:
         if result.error:
             result.error = self.redact(result.error)
         try:
-            self._record(source, state, result, started)
+            await self._record(source, state, result, started)
         except StorageError as exc:
             # The poll's outcome is lost: the source stays due and is polled again
             # (what was stored of its entries is not done twice).
@@ -152,8 +155,8 @@ class Pipeline:
                 result.error = one_line(f"store unavailable: {exc}", 300)
         return result
 
-    def _record(self, source: SourceConfig, state: SourceState, result: SourceResult,
-                started: datetime) -> None:
+    async def _record(self, source: SourceConfig, state: SourceState, result: SourceResult,
+                      started: datetime) -> None:
         """The poll's outcome on the source's state, saved; a health notice when the
         poll broke the source or ended its failures."""
         if self.dry_run:
@@ -170,8 +173,8 @@ class Pipeline:
                                   max_age=result.max_age, ttl=result.ttl,
                                   retry_after=result.retry_after,
                                   publish_times=result.publish_times)
-        self.store.save_source_state(state)
-        self.store.record_poll(source.name, started, ok=not result.failed)
+        await self.db.save_source_state(state)
+        await self.db.record_poll(source.name, started, ok=not result.failed)
         event = event_after_poll(failed=result.failed, failures_before=failures_before,
                                  failures=state.consecutive_failures,
                                  broken_after=self.config.monitor.broken_after)
@@ -180,7 +183,7 @@ class Pipeline:
                 source.name, event, url=self.redact(source.url), at=self.now(),
                 failures=failures_before if event == RECOVERED else state.consecutive_failures,
                 error=result.error or "")
-            self.recorder.record_notice(notice)
+            await self.db.call(self.recorder.record_notice, notice)
             log.warning("source %s: %s", source.name, notice.title,
                         extra={"source": source.name, "event": f"source_{event}"})
 
@@ -237,7 +240,7 @@ class Pipeline:
             keys = articles.entry_keys(entry)
             if keys:
                 keyed.append((entry, keys))
-        fresh = self._unseen(source, keyed, result)
+        fresh = await self._unseen(source, keyed, result)
         if len(fresh) > MAX_NEW_ENTRIES:
             result.truncated, fresh = True, fresh[:MAX_NEW_ENTRIES]
         self.on_progress(source.name, f"{len(fresh)} new entries")
@@ -250,17 +253,18 @@ class Pipeline:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    def _unseen(self, source: SourceConfig, keyed: list[tuple[Entry, list[str]]],
+    async def _unseen(self, source: SourceConfig, keyed: list[tuple[Entry, list[str]]],
                 result: SourceResult) -> list[tuple[Entry, list[str]]]:
         """The entries neither this source nor another brought in before: asked of
         the store before any page is fetched. Those another source brought in are
         marked seen here and counted as duplicates."""
-        seen = self.store.seen_keys(source.name, [k for _, ks in keyed for k in ks])
+        seen = await self.db.seen_keys(source.name, [k for _, ks in keyed for k in ks])
         fresh = [(e, ks) for e, ks in keyed if not seen.intersection(ks)]
-        known = self.store.known_urls(ks[0] for _, ks in fresh if ks[0].startswith("http"))
+        known = await self.db.known_urls(
+            [ks[0] for _, ks in fresh if ks[0].startswith("http")])
         if known:
-            self.store.mark_seen(source.name, [k for e, ks in fresh if ks[0] in known for k in ks],
-                                 None)
+            await self.db.mark_seen(
+                source.name, [k for e, ks in fresh if ks[0] in known for k in ks], None)
         result.duplicates += sum(1 for _, ks in fresh if ks[0] in known)
         return [(e, ks) for e, ks in fresh if ks[0] not in known]
 

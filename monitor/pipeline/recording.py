@@ -23,6 +23,7 @@ from monitor.pipeline.health import HealthNotice
 from monitor.pipeline.process import Analysis
 from monitor.pipeline.routing import Routing
 from storage.base import AlertRow, Store, Transaction
+from storage.boundary import AsyncStore
 
 
 @dataclass
@@ -124,11 +125,12 @@ class GroupCommit:
     together, in one transaction (``write_many``), when it is free: one article alone
     is written at once, and a busy pass writes batches of up to ``limit`` (which
     also bounds how long the store's lock is held). The store may wait on another
-    process's lock, so it is called in a thread, never on the event loop."""
+    process's lock, so it is called on its own thread, never on the event loop."""
 
-    def __init__(self, write_many: Callable[[list[ReadyArticle]], list[tuple[bool, Any]]], *,
-                 limit: int = 64):
+    def __init__(self, write_many: Callable[[list[ReadyArticle]], list[tuple[bool, Any]]],
+                 db: AsyncStore, *, limit: int = 64):
         self.write_many = write_many
+        self.db = db                     # write_many runs on the store's thread
         self.limit = limit
         self._pending: list[tuple[ReadyArticle, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
@@ -145,7 +147,7 @@ class GroupCommit:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:self.limit], self._pending[self.limit:]
-                results = await asyncio.to_thread(self.write_many, [i for i, _ in batch])
+                results = await self.db.call(self.write_many, [i for i, _ in batch])
                 for (_, future), (ok, value) in zip(batch, results, strict=True):
                     if future.done():
                         continue
