@@ -12,11 +12,14 @@ and the insert that depends on it happen atomically across processes.
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from monitor.sources.polling import PollOutcome, PollPolicy, next_poll
 
 
 @dataclass
@@ -32,6 +35,46 @@ class SourceState:
     consecutive_failures: int = 0
     next_poll: datetime | None = None
     hold_until: datetime | None = None     # the server asked not to be polled before then
+
+    def on_hold(self, at: datetime) -> bool:
+        """Did the server ask not to be polled at ``at`` (Retry-After)?"""
+        return self.hold_until is not None and self.hold_until > at
+
+    # A poll's outcome, recorded on the source (as Miniflux's feed model does):
+    # record_failure or record_success, then schedule_next_check.
+    def record_failure(self, error: str, at: datetime) -> None:
+        """A poll that failed at ``at``: one more failure in a row."""
+        self.last_polled = at
+        self.last_error, self.last_error_at = error, at
+        self.consecutive_failures += 1
+
+    def record_success(self, at: datetime, *, etag: str | None, last_modified: str | None,
+                       body_hash: str | None, complete: bool) -> None:
+        """A poll that succeeded at ``at``; the failures in a row are over.
+
+        The validators and the body's hash are kept only when ``complete``, when
+        every entry of the body was dealt with: only such a body may be skipped
+        next time (by a 304 or by its hash), so left-over entries wait for it."""
+        self.last_polled = at
+        self.last_success = at
+        self.consecutive_failures = 0
+        if complete:
+            self.etag, self.last_modified = etag, last_modified
+            self.body_hash = body_hash or self.body_hash
+
+    def schedule_next_check(self, at: datetime, policy: PollPolicy, *, status: str,
+                            max_age: float | None = None, ttl: float | None = None,
+                            retry_after: float | None = None,
+                            publish_times: Sequence[datetime] = (),
+                            rand: Callable[[], float] = random.random) -> None:
+        """Set ``next_poll`` from the poll at ``at`` (monitor.sources.polling), and
+        ``hold_until`` from the server's Retry-After, if it sent one."""
+        self.hold_until = (at + timedelta(seconds=min(retry_after, policy.backoff_cap))
+                           if retry_after else None)
+        self.next_poll = next_poll(at, policy, PollOutcome(
+            status=status, consecutive_failures=self.consecutive_failures,
+            max_age=max_age, ttl=ttl, retry_after=retry_after,
+            publish_times=publish_times), rand=rand)
 
 
 @dataclass

@@ -23,7 +23,9 @@ from monitor.logs import LogSettings, current_settings, setup_worker_logging
 
 log = logging.getLogger("monitor.workers")
 
-PRELOAD = ["monitor.pipeline.orchestrator"]   # imports the parsers, the extractor, dedup and rules
+# What the workers run, imported once by the fork server: the parsers, the
+# extractor, and the fingerprints and rules of ``process`` (never the orchestrator).
+PRELOAD = ["monitor.pipeline.parse", "monitor.text.extract", "monitor.pipeline.process"]
 
 
 class Workers:
@@ -57,7 +59,7 @@ class Workers:
                 try:
                     _start_fork_server()
                     self._pool = await asyncio.to_thread(self._start_pool)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure to start means threads
                     # No pool (a frozen or embedded interpreter, no /dev/shm...): the
                     # work still gets done, in threads.
                     log.warning("cannot start worker processes (%s); working in threads",
@@ -243,8 +245,8 @@ def _stop_helpers() -> None:
     try:
         from multiprocessing import forkserver, resource_tracker
 
-        forkserver._forkserver._stop()
-        resource_tracker._resource_tracker._stop()
+        forkserver._forkserver._stop()  # type: ignore[attr-defined]
+        resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ChildProcessError) as exc:
         log.debug("worker helpers not stopped: %s", exc.__class__.__name__)
 

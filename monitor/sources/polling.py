@@ -52,6 +52,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 __all__ = ["PollOutcome", "PollPolicy", "adaptive_interval", "next_poll"]
 
@@ -87,6 +88,15 @@ class PollPolicy:
             raise ValueError("PollPolicy.min_interval is larger than max_interval")
         if not (isinstance(self.jitter, (int, float)) and 0 <= self.jitter < 1):
             raise ValueError(f"PollPolicy.jitter must be in [0, 1), not {self.jitter!r}")
+
+    @classmethod
+    def for_source(cls, interval: float, *, min_interval: float, max_interval: float,
+                   adaptive: bool) -> PollPolicy:
+        """The policy of a source polled every ``interval``, within the configured
+        bounds of the adaptive interval: the bounds widen to take in a configured
+        interval outside them, which the user asked for."""
+        return cls(interval=interval, min_interval=min(min_interval, interval),
+                   max_interval=max(max_interval, interval), adaptive=adaptive)
 
 
 @dataclass(frozen=True)
@@ -159,7 +169,7 @@ def adaptive_interval(publish_times: Iterable[datetime], policy: PollPolicy, *,
     times = times[-ADAPTIVE_MAX_ENTRIES:]
     if len(times) < ADAPTIVE_MIN_ENTRIES:
         return None
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    gaps = [(b - a).total_seconds() for a, b in pairwise(times)]
     gaps.append((now_utc - times[-1]).total_seconds())
     estimate = statistics.median(gaps) / 2.0
     return min(max(estimate, policy.min_interval), policy.max_interval)
