@@ -132,7 +132,8 @@ def evaluate(rule: str, query: Query, folder: Path) -> EvalReport:
     return report
 
 
-_LOWER_OPERATOR = re.compile(r'"[^"\u201c\u201d]*["\u201c\u201d]?|\u201c[^"\u201c\u201d]*["\u201c\u201d]?'
+_LOWER_OPERATOR = re.compile(r'"[^"\u201c\u201d]*["\u201c\u201d]?'
+                             r'|\u201c[^"\u201c\u201d]*["\u201c\u201d]?'
                              r"|(?<![\w:])(and|or|not)(?![\w*:])")
 
 
