@@ -105,6 +105,9 @@ class DeliveryRow:
     sent_at: datetime | None
     digest: bool = False
     receipt: dict | None = None
+    # The alert's highlights (AlertRow.highlights), given with a claimed delivery so
+    # that the notifier marks the words the query engine found.
+    highlights: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Transaction(ABC):

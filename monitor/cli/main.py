@@ -19,6 +19,7 @@ from pathlib import Path
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
 from monitor.logs import LOG_FORMATS, redactor, setup_logging
+from monitor.match.query import term_spans
 from storage.boundary import async_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -880,12 +881,13 @@ def cmd_notify_test(config: Config, args) -> int:
               f"{args.notifier!r}", file=sys.stderr)
         return EXIT_USAGE
     now = datetime.now(UTC)
+    snippet = "This is a test alert, sent to check that the channel is set up."
     sample = AlertRecord(
         alert_id="test-" + now.strftime("%Y%m%d%H%M%S"), rule="notify-test",
         story_id="test", followup=False, url="https://example.org/news/monitor-test",
         title="Test alert from news-monitor", source="news-monitor",
-        published=now.isoformat(), matched=["test"],
-        snippet="This is a test alert, sent to check that the channel is set up.", test=True)
+        published=now.isoformat(), matched=["test"], snippet=snippet, test=True,
+        highlights=term_spans(snippet, ["test"]))
 
     async def send() -> None:
         async with _fetcher(config) as http:

@@ -60,8 +60,9 @@ offsets into the original field text, for snippets and highlighting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from monitor.errors import QueryError
 from monitor.match.evaluate import MAX_MATCHED_WORDS, Evaluator, Hit, MatchResult
 from monitor.match.explain import explain
 from monitor.match.index import LOOSE_END, AnchorIndex, Document
@@ -78,10 +79,11 @@ from monitor.match.parse import (
     anchors,
     parse,
 )
+from monitor.match.snippets import merge_spans
 
 __all__ = ["Document", "Hit", "MatchResult", "Query", "RuleSet", "compile_query",
            "Term", "And", "Or", "Not", "Near", "Node", "FIELDS", "DEFAULT_FIELDS",
-           "MAX_DEPTH", "LOOSE_END", "MAX_MATCHED_WORDS"]
+           "MAX_DEPTH", "LOOSE_END", "MAX_MATCHED_WORDS", "term_spans"]
 
 
 class Query:
@@ -171,3 +173,20 @@ class RuleSet:
             if result is not None:
                 out[name] = result
         return out
+
+
+def term_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the query engine finds any of ``terms`` (each as a phrase) in ``text``:
+    sorted (start, end) spans, overlaps merged. For an alert raised by no match
+    (``notify test``'s sample), highlighted as a real one would be."""
+    doc = Document.build(text=text)
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        try:
+            query = compile_query('"' + term.replace('"', " ") + '"')
+        except QueryError:
+            continue            # nothing to search for in it
+        result = query.match(doc)
+        if result is not None:
+            spans.extend((h.start, h.end) for h in result.hits if h.field == "text")
+    return merge_spans(spans)

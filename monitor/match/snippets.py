@@ -13,8 +13,6 @@ import re
 
 from monitor.text.safe import strip_unsafe
 
-Span = tuple[int, int]
-
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
@@ -77,13 +75,18 @@ def snippet_window(text: str, spans: list[tuple[int, int]], width: int
             e2 = min(mapping[e - a], len(body)) + shift
             if s2 < e2:
                 marks.append((s2, e2))
-    merged: list[tuple[int, int]] = []     # overlapping hits ("Kim*", "Kim Jong Un") as one
-    for s2, e2 in sorted(marks):
-        if merged and s2 <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(e2, merged[-1][1]))
+    return lead + body + tail, merge_spans(marks)
+
+
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` sorted, overlapping ones ("Kim*" and "Kim Jong Un") made one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            merged.append((s2, e2))
-    return lead + body + tail, merged
+            merged.append((start, end))
+    return merged
 
 
 

@@ -48,6 +48,7 @@ from monitor.errors import FetchError, MonitorError, QueryError
 from monitor.logs import redactor
 from monitor.match.query import Document, compile_query
 from monitor.match.rulecheck import Article
+from monitor.match.snippets import segments
 from monitor.service.web import views
 from monitor.service.web.feeds import atom_feed
 from monitor.service.web.ruletest import pasted_article, try_rule
@@ -358,7 +359,7 @@ class Web:
                          form: dict | None = None, status: int = 200) -> Response:
         return self.page(request, "rules.html", status=status, rule_list=self.config.rules,
                          trial=trial, error=error, form=form or {},
-                         trial_pieces=views.segments(*trial["snippet"]) if trial else [])
+                         trial_pieces=segments(*trial["snippet"]) if trial else [])
 
     async def rule_test(self, request: Request) -> Response:
         form = await self._form(request)
@@ -498,7 +499,7 @@ class Web:
         sources = await self.db.call(self._sources)
         states = await self.db.all_source_states()
         out = []
-        for view, source in zip(sources, self.config.sources):
+        for view, source in zip(sources, self.config.sources, strict=False):
             st = states.get(source.name)
             out.append({
                 "name": source.name, "kind": source.kind, "url": view.url,
