@@ -56,6 +56,13 @@ Decisions, as a user sees them:
 
 Matching returns the positive hits (terms under NOT never are hits) with
 offsets into the original field text, for snippets and highlighting.
+
+This module is the public surface (``compile_query``, ``Query``, ``RuleSet``,
+``Document``, ``MatchResult``). The work is done by ``parse`` (text into a tree,
+and its checks), ``index`` (a document's words by field and position; the
+anchor index that picks candidate rules), ``evaluate`` (the tree on a
+document: hits and ``MatchResult``), ``snippets`` (the snippet window and its
+highlighted spans) and ``explain`` (why a rule missed).
 """
 
 from __future__ import annotations
