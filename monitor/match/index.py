@@ -87,8 +87,8 @@ class Chain:
 class Field:
     """One field of a document, tokenised once, with the indexes matching needs.
 
-    ``tokens``/``norms`` are ``textnorm.tokenize``'s (a CJK run is one token):
-    the normalised form fingerprints are computed from. Matching counts the
+    ``tokens``/``norms`` are ``monitor.text.normalise.tokenize``'s (a CJK run
+    is one token): the normalised form fingerprints are computed from. Matching counts the
     finer ``segment.words``: ``wnorms[p]``, ``wtok[p]`` (offsets) are the word at
     position ``p``; readings in parentheses are not positions but sit in
     ``aside``, anchored at the name they follow.

@@ -128,8 +128,9 @@ class Query:
         return found
 
     def needles(self) -> list[str] | None:
-        """Strings of which the folded text (``textnorm.normalise`` of title and text)
-        of every matching article contains at least one: a prefilter for stores.
+        """Strings of which the folded text (``monitor.text.normalise``'s, of title
+        and text) of every matching article contains at least one: a prefilter for
+        stores.
         None when no such list exists (an anchor in the url or source field)."""
         needles: list[str] = []
         for term in self.anchors():
