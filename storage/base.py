@@ -271,8 +271,9 @@ class OutboxStore(ABC):
                          limit: int = 100, exclude: Iterable[str] = (),
                          retry_before: datetime | None = None
                          ) -> list[tuple[DeliveryRow, dict]]:
-        """Take due pending deliveries (with their alert records) under a lease;
-        none of the channels in ``exclude`` (held back: quiet hours).
+        """Take due pending deliveries (with their alert records, and each row with
+        its alert's highlights) under a lease; none of the channels in ``exclude``
+        (held back: quiet hours).
 
         A delivery is due when its next attempt has come and no hold (Retry-After)
         is running. With ``retry_before``, those last taken before that time are
