@@ -70,9 +70,14 @@ class AlertRecord:
     # `notify test`'s sample: marked "test": true in the record, so that tools reading
     # a channel's output can skip it; absent from real alerts.
     test: bool = False
+    # Where the query engine found the matched words in ``snippet``: sorted (start,
+    # end) offsets, for the notifiers to highlight. Kept with the alert in the store
+    # (AlertRow.highlights), never written into the record.
+    highlights: list[tuple[int, int]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        del data["highlights"]
         if not data.get("test"):
             del data["test"]
         return data

@@ -148,6 +148,9 @@ class DeliveryRow:
     sent_at: datetime | None
     digest: bool = False
     receipt: dict | None = None
+    # The alert's highlights (AlertRow.highlights), given with a claimed delivery so
+    # that the notifier marks the words the query engine found.
+    highlights: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Transaction(ABC):
@@ -311,8 +314,9 @@ class OutboxStore(ABC):
                          limit: int = 100, exclude: Iterable[str] = (),
                          retry_before: datetime | None = None
                          ) -> list[tuple[DeliveryRow, dict]]:
-        """Take due pending deliveries (with their alert records) under a lease;
-        none of the channels in ``exclude`` (held back: quiet hours).
+        """Take due pending deliveries (with their alert records, and each row with
+        its alert's highlights) under a lease; none of the channels in ``exclude``
+        (held back: quiet hours).
 
         A delivery is due when its next attempt has come and no hold (Retry-After)
         is running. With ``retry_before``, those last taken before that time are

@@ -439,7 +439,10 @@ class MemoryStore(Store):
             until = now + timedelta(seconds=lease_seconds)
             out = []
             for d in due[:limit]:
-                out.append((self._delivery(d), dict(self.alerts[d["alert_id"]].record)))
+                alert = self.alerts[d["alert_id"]]
+                delivery = self._delivery(d)
+                delivery.highlights = list(alert.highlights)
+                out.append((delivery, dict(alert.record)))
                 self.deliveries[(d["alert_id"], d["notifier"])] = {
                     **d, "lease_owner": owner, "lease_until": until, "last_attempt": now}
             return out

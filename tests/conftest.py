@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from monitor.match.query import term_spans
+from monitor.models import AlertRecord
 from tests.pg import pg_database, pg_url  # noqa: F401  (fixtures)
 from tests.servers import http_server  # noqa: F401  (fixture)
 
@@ -88,9 +90,9 @@ def project(tmp_path: Path) -> Project:
 
 
 def make_alert(**changes):
-    """An alert record for notifier tests; keyword arguments override its fields."""
-    from monitor.models import AlertRecord
-
+    """An alert record for notifier tests; keyword arguments override its fields.
+    Its highlights are where the query engine finds the matched terms in the
+    snippet, as when a rule raised it."""
     values = dict(alert_id="a1", rule="kishida-kim", story_id="s1", followup=False,
                   url="https://news.example/2024/05/summit?id=1&lang=en",
                   title="Kishida seeks summit with Kim Jong Un", source="Wire",
@@ -98,4 +100,5 @@ def make_alert(**changes):
                   matched=["Kishida", "Kim Jong Un", "summit"],
                   snippet="Prime Minister Kishida said a summit with Kim Jong-un was possible.")
     values.update(changes)
+    values.setdefault("highlights", term_spans(values["snippet"], values["matched"]))
     return AlertRecord(**values)

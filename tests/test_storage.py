@@ -808,3 +808,17 @@ def test_a_sound_store_passes_its_check(store):
     store.check()
     store.migrate()                 # again: nothing changes
     assert store.count_articles() == 0
+
+
+def test_claimed_deliveries_carry_the_alerts_highlights(store):
+    with store.exclusive() as tx:
+        article_id = tx.insert_article(article("https://x.test/h"))
+        row = alert("h1", article_id)
+        row.highlights = [(0, 7), (20, 26)]
+        assert tx.insert_alert(row, [("mail", False)])
+        plain = alert("h2", article_id, rule="r2")
+        assert tx.insert_alert(plain, [("mail", False)])
+    claimed = {d.alert_id: (d, record) for d, record in store.claim_deliveries("n", T0, 60)}
+    assert claimed["h1"][0].highlights == [(0, 7), (20, 26)]
+    assert claimed["h2"][0].highlights == []
+    assert "highlights" not in claimed["h1"][1]

@@ -14,6 +14,7 @@ from monitor.config import Config
 from monitor.delivery.outbox import quiet_channels
 from monitor.errors import DeliveryError
 from monitor.logs import redactor
+from monitor.match.query import term_spans
 from monitor.models import AlertRecord
 from monitor.runtime import Runtime
 
@@ -95,12 +96,13 @@ def cmd_notify_test(config: Config, args: argparse.Namespace) -> int:
               f"{args.notifier!r}", file=sys.stderr)
         return EXIT_USAGE
     now = datetime.now(UTC)
+    snippet = "This is a test alert, sent to check that the channel is set up."
     sample = AlertRecord(
         alert_id="test-" + now.strftime("%Y%m%d%H%M%S"), rule="notify-test",
         story_id="test", followup=False, url="https://example.org/news/monitor-test",
         title="Test alert from news-monitor", source="news-monitor",
-        published=now.isoformat(), matched=["test"],
-        snippet="This is a test alert, sent to check that the channel is set up.", test=True)
+        published=now.isoformat(), matched=["test"], snippet=snippet, test=True,
+        highlights=term_spans(snippet, ["test"]))
 
     async def send() -> None:
         async with Runtime(config) as runtime:

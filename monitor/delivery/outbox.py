@@ -83,9 +83,12 @@ class DeliveryStats:
     failed: int = 0
 
 
-def _record(data: dict) -> AlertRecord:
-    fields: dict[str, Any] = {k: data.get(k) for k in AlertRecord.__dataclass_fields__}
-    return AlertRecord(**fields)
+def _record(row: DeliveryRow, data: dict) -> AlertRecord:
+    """The alert a claimed delivery sends: its stored record, with the spans the
+    query engine found (kept beside the record, not in it)."""
+    values: dict[str, Any] = {k: data.get(k) for k in AlertRecord.__dataclass_fields__}
+    values["highlights"] = list(row.highlights)
+    return AlertRecord(**values)
 
 
 async def deliver_pending(store: Store | AsyncStore, notifiers: dict[str, Notifier], *,
@@ -152,7 +155,7 @@ async def _send_batch(db: AsyncStore, notifiers: dict[str, Notifier],
                 # No outcome could be saved now: the rest waits for another pass.
                 given_up.append((row.alert_id, name))
                 continue
-            alert = _record(record)
+            alert = _record(row, record)
             what = f"outcome of alert {row.alert_id} on {name}"
             if notifier is None:
                 await save(what, functools.partial(
@@ -233,7 +236,8 @@ async def deliver_digest(store: Store | AsyncStore, notifier: Notifier, *,
                                             notifier=notifier.name, limit=DIGEST_SIZE)
         if not claimed:
             return stats
-        alerts = sorted((_record(record) for _, record in claimed), key=lambda a: a.story_id)
+        alerts = sorted((_record(row, record) for row, record in claimed),
+                        key=lambda a: a.story_id)
         try:
             receipt = await notifier.send_digest(alerts)
         except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the alerts
@@ -241,9 +245,10 @@ async def deliver_digest(store: Store | AsyncStore, notifier: Notifier, *,
             message = (str(exc) if isinstance(exc, DeliveryError)
                        else f"internal error: {type(exc).__name__}")
             # Digests are retried at the next scheduled digest, not given up on.
-            outcome = [functools.partial(sync_store.delivery_failed, row.alert_id, notifier.name,
-                                         message, permanent=False, next_attempt=None)
-                       for row, _ in claimed]
+            outcome: list[Callable[[], None]] = [
+                functools.partial(sync_store.delivery_failed, row.alert_id, notifier.name,
+                                  message, permanent=False, next_attempt=None)
+                for row, _ in claimed]
             log.warning("digest %s failed (%s): %s", notifier.name,
                         "permanent" if permanent else "will retry", one_line(message, 300))
             stats.failed += len(claimed)

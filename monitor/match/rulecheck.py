@@ -17,6 +17,7 @@ from typing import Any
 
 from monitor.errors import ParseError
 from monitor.match.query import Document, MatchResult, Query
+from monitor.text.extract import extract_article
 
 __all__ = ["Article", "EvalReport", "evaluate", "explanation", "lowercase_operators",
            "read_article"]
@@ -37,8 +38,6 @@ def read_article(raw: bytes) -> Article:
     """An article from a file's bytes: an HTML page (extracted as the pipeline
     would), or plain text whose first line is the headline."""
     if _HTML_HEAD.search(raw[:2000]):
-        from monitor.text.extract import extract_article  # trafilatura: only for HTML files
-
         extracted = extract_article(raw, url="https://localhost/article")
         if extracted is None:
             raise ParseError("no article text could be extracted from the HTML")
@@ -132,7 +131,8 @@ def evaluate(rule: str, query: Query, folder: Path) -> EvalReport:
     return report
 
 
-_LOWER_OPERATOR = re.compile(r'"[^"\u201c\u201d]*["\u201c\u201d]?|\u201c[^"\u201c\u201d]*["\u201c\u201d]?'
+_LOWER_OPERATOR = re.compile(r'"[^"\u201c\u201d]*["\u201c\u201d]?'
+                             r'|\u201c[^"\u201c\u201d]*["\u201c\u201d]?'
                              r"|(?<![\w:])(and|or|not)(?![\w*:])")
 
 

@@ -128,7 +128,7 @@ class SQLOutbox(SQLCore, OutboxStore):
             # claiming right now are skipped, not waited for.
             rows = self._fetch(
                 f"SELECT d.alert_id, d.notifier, d.state, d.attempts, d.last_error,"
-                f" d.next_attempt, d.sent_at, d.digest, d.receipt, a.record"
+                f" d.next_attempt, d.sent_at, d.digest, d.receipt, a.record, a.highlights"
                 f" FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
                 f" WHERE d.state = 'pending' AND d.digest = ?"
                 f" AND (d.lease_until IS NULL OR d.lease_until <= ?)"
@@ -142,7 +142,12 @@ class SQLOutbox(SQLCore, OutboxStore):
                 [(owner, until, ts(now), r[0], r[1]) for r in rows])
             return rows
         rows = self._run(work)
-        return [(self._delivery(r[:9]), json.loads(r[9])) for r in rows]
+        claimed = []
+        for r in rows:
+            delivery = self._delivery(r[:9])
+            delivery.highlights = [(s, e) for s, e in json.loads(r[10] or "[]")]
+            claimed.append((delivery, json.loads(r[9])))
+        return claimed
 
     def thread_receipt(self, notifier: str, story_id: str, rule: str | None = None) -> dict | None:
         """The receipt of the first sent delivery of this story on this channel

@@ -7,8 +7,8 @@ escapes for its own format. Nothing here escapes for a format itself.
 
 from __future__ import annotations
 
+import itertools
 import re
-import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import parse_duration
 from monitor.errors import ConfigError
+from monitor.match.snippets import segments
 from monitor.models import AlertRecord
 from monitor.text import safe as textsafe
 
@@ -82,73 +83,35 @@ def matched_text(alert: AlertRecord) -> str:
 
 # --- highlighting -----------------------------------------------------------
 
-def _fold(text: str) -> tuple[str, list[int]]:
-    """Case- and accent-folded text, with each folded character's index in ``text``."""
-    folded: list[str] = []
-    origin: list[int] = []
-    for i, char in enumerate(text):
-        base = "".join(c for c in unicodedata.normalize("NFKD", char)
-                       if not unicodedata.combining(c)).casefold()
-        folded.append(base)
-        origin.extend([i] * len(base))
-    return "".join(folded), origin
-
-
-def _spaceless(char: str) -> bool:
-    """Scripts written without spaces between words (matched as substrings)."""
-    code = ord(char)
-    return (0x3040 <= code <= 0x30FF or 0x3400 <= code <= 0x9FFF
-            or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FFFF
-            or 0x0E00 <= code <= 0x0EFF)
-
-
-def _term_pattern(term: str) -> str | None:
-    prefix = term.rstrip().endswith("*")
-    words = [w for w in re.split(r"[\W_]+", _fold(term)[0]) if w]
-    if not words:
-        return None
-    # Punctuation and hyphens are word breaks: "Kim Jong Un" matches "Kim Jong-un".
-    body = r"[\W_]+".join(re.escape(w) for w in words)
-    start = "" if _spaceless(words[0][0]) else r"(?<!\w)"
-    end = "" if prefix or _spaceless(words[-1][-1]) else r"(?!\w)"
-    if prefix:
-        body += r"\w*"
-    return start + body + end
-
-
-def highlight(text: str, terms: Iterable[str]) -> list[tuple[str, bool]]:
-    """Split ``text`` into (piece, is_match) pieces, marking the matched terms.
-
-    Matching mirrors the query language loosely: whole words, case and accents
-    ignored, punctuation as word breaks, ``word*`` as a prefix.
-    """
-    folded, origin = _fold(text)
-    spans: list[tuple[int, int]] = []
-    for term in terms:
-        pattern = _term_pattern(str(term))
-        if pattern is None:
-            continue
-        for m in re.finditer(pattern, folded):
-            if m.end() > m.start():
-                spans.append((origin[m.start()], origin[m.end() - 1] + 1))
-    spans.sort()
-    pieces: list[tuple[str, bool]] = []
-    pos = 0
-    for start, end in spans:
-        if end <= pos:
-            continue
-        start = max(start, pos)
-        if start > pos:
-            pieces.append((text[pos:start], False))
-        pieces.append((text[start:end], True))
-        pos = end
-    if pos < len(text):
-        pieces.append((text[pos:], False))
-    return pieces
-
-
 def snippet_pieces(alert: AlertRecord, limit: int = 1000) -> list[tuple[str, bool]]:
-    return highlight(one_line(alert.snippet, limit), alert.matched)
+    """The alert's snippet on one line (``one_line``, at most ``limit`` characters),
+    as (piece, is_a_hit) pieces. The hits are the spans the query engine found
+    when the alert was raised (``alert.highlights``); the snippet is never
+    searched again for the matched words."""
+    pieces = segments(alert.snippet or "", alert.highlights)
+    source = "".join(piece for piece, _ in pieces)
+    hits = [hit for piece, hit in pieces for _ in piece]
+    line = one_line(source, limit)
+    cut = line != one_line(source, len(source) + 1)
+    body = line[:-1] if cut else line          # a cut line ends in an added "…"
+    # one_line only drops characters and turns runs of white space into one
+    # space: each character of the line is found again in order in the source.
+    marks: list[bool] = []
+    i, n = 0, len(source)
+    for char in body:
+        if char == " ":
+            while i < n and not source[i].isspace():
+                i += 1
+        else:
+            while i < n and source[i] != char:
+                i += 1
+        marks.append(i < n and hits[i])
+        i += 1
+    if cut:
+        body += line[-1]
+        marks.append(False)
+    runs = itertools.groupby(zip(body, marks, strict=True), key=lambda pair: pair[1])
+    return [("".join(char for char, _ in run), hit) for hit, run in runs]
 
 
 def group_by_story(alerts: Iterable[AlertRecord]) -> list[list[AlertRecord]]:

@@ -48,6 +48,7 @@ from monitor.errors import FetchError, MonitorError, QueryError
 from monitor.logs import redactor
 from monitor.match.query import Document, compile_query
 from monitor.match.rulecheck import Article
+from monitor.match.snippets import segments
 from monitor.runtime import fetch_policy
 from monitor.service.web import views
 from monitor.service.web.feeds import atom_feed
@@ -360,7 +361,7 @@ class Web:
                          form: dict | None = None, status: int = 200) -> Response:
         return self.page(request, "rules.html", status=status, rule_list=self.config.rules,
                          trial=trial, error=error, form=form or {},
-                         trial_pieces=views.segments(*trial["snippet"]) if trial else [])
+                         trial_pieces=segments(*trial["snippet"]) if trial else [])
 
     async def rule_test(self, request: Request) -> Response:
         form = await self._form(request)

@@ -1,9 +1,7 @@
 """What the pages show, assembled from store rows: pure functions, no I/O.
 
 Snippet highlighting takes the spans that the query engine found when the alert
-was raised (``MatchResult.highlighted``, kept with the alert), never a search of
-the snippet for the matched words: the engine knows that "Kim Jong-un" matched
-``"Kim Jong Un"`` and that "summitry" did not match ``summit``.
+was raised, kept with the alert (``monitor.match.snippets.segments``).
 """
 
 from __future__ import annotations
@@ -13,28 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from monitor.match.snippets import segments
 from monitor.text.safe import strip_unsafe
 from storage.base import AlertRow, SourceState, StoredArticle
 
 CHART_DAYS = 14
-
-
-def segments(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
-    """``text`` cut at ``spans``: (piece, is_a_hit) in order. Spans out of range or
-    overlapping (a stored row written by another version) are dropped, not trusted."""
-    out: list[tuple[str, bool]] = []
-    at = 0
-    for start, end in sorted(spans):
-        if not (isinstance(start, int) and isinstance(end, int)) or start < at or end <= start \
-                or end > len(text):
-            continue
-        if start > at:
-            out.append((strip_unsafe(text[at:start]), False))
-        out.append((strip_unsafe(text[start:end]), True))
-        at = end
-    if at < len(text):
-        out.append((strip_unsafe(text[at:]), False))
-    return [(piece, hit) for piece, hit in out if piece]
 
 
 def safe_link(url: str | None) -> str | None:
@@ -202,7 +183,8 @@ def duration(seconds: float | None) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             value = seconds / size
-            return f"{value:.0f}{unit}" if value == int(value) or value >= 10 else f"{value:.1f}{unit}"
+            whole = value == int(value) or value >= 10
+            return f"{value:.0f}{unit}" if whole else f"{value:.1f}{unit}"
     return f"{seconds}s"
 
 
