@@ -43,28 +43,21 @@ MAX_LINK_PATTERN = 1000
 @dataclass(frozen=True)
 class MonitorSettings:
     user_agent: str = defaults.USER_AGENT
-    default_interval: float = 900.0
+    default_interval: float = defaults.DEFAULT_INTERVAL
     timeout: float = defaults.TIMEOUT
     max_body: int = defaults.MAX_BODY
     concurrency: int = defaults.CONCURRENCY
     per_host: int = defaults.PER_HOST
     per_host_delay: float = defaults.PER_HOST_DELAY
     allow_private_networks: bool = defaults.ALLOW_PRIVATE_NETWORKS
-    # robots.txt is honoured for listing pages and article pages (not for feeds,
-    # which are published to be polled).
-    respect_robots: bool = True
-    # Entries published longer ago than this are stored but raise no alert, so a
-    # newly added source with years of archive does not flood anyone.
-    max_age: float = 7 * 86400.0
-    # The polling policy (monitor.sources.polling): adaptive intervals stay within these.
-    min_interval: float = 60.0
-    max_interval: float = 6 * 3600.0
-    adaptive: bool = True
-    # After this many failures in a row, a source is reported broken to health_notify.
-    broken_after: int = 5
+    respect_robots: bool = defaults.RESPECT_ROBOTS
+    max_age: float = defaults.MAX_AGE
+    min_interval: float = defaults.MIN_INTERVAL
+    max_interval: float = defaults.MAX_INTERVAL
+    adaptive: bool = defaults.ADAPTIVE
+    broken_after: int = defaults.BROKEN_AFTER
     health_notify: tuple[str, ...] = ()
-    # Processes for parsing and extraction: 0 = one per core, 1 = none (threads only).
-    workers: int = 0
+    workers: int = defaults.WORKERS
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ class SourceConfig:
     kind: str
     url: str
     interval: float
-    fetch_articles: bool = True
+    fetch_articles: bool = defaults.FETCH_ARTICLES
     link_pattern: str | None = None
 
 
@@ -90,20 +83,17 @@ class NotifierConfig:
     name: str
     kind: str
     options: Mapping[str, Any]
-    mode: str = "immediate"          # immediate | digest
+    mode: str = defaults.NOTIFY_MODE  # immediate | digest
     schedule: str | None = None      # cron expression, digest mode
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     quiet_hours: tuple[time, time] | None = None   # (start, end) wall-clock times in timezone
-
-
-DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
 class WebSettings:
-    listen: str = DEFAULT_LISTEN     # for `serve` and `run --http`
+    listen: str = defaults.LISTEN    # for `serve` and `run --http`
     token: str | None = None         # required when listen is not a loopback address
-    timezone: str = "UTC"            # dates on the web page and in feeds
+    timezone: str = defaults.TIMEZONE  # dates on the web page and in feeds
 
 
 @dataclass(frozen=True)
@@ -139,7 +129,8 @@ def parse_duration(value: Any, *, maximum: float = MAX_DURATION,
         elif isinstance(value, str) and (m := _DURATION.match(value)):
             seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
         else:
-            raise ValueError(f"{_shown(value)} is not a duration (use e.g. \"30s\", \"10m\", \"1h\")")
+            raise ValueError(f"{_shown(value)} is not a duration "
+                             "(use e.g. \"30s\", \"10m\", \"1h\")")
     except OverflowError:
         seconds = math.inf
     if math.isnan(seconds):
@@ -459,7 +450,7 @@ def _parse(data: dict, problems: _Problems, env: Mapping[str, str]) -> Config:
     monitor = _parse_monitor(_Reader(problems, ("monitor",), "[monitor]",
                                      top.raw("monitor", {}), env, secrets))
     storage_r = _Reader(problems, ("storage",), "[storage]", top.raw("storage", {}), env, secrets)
-    storage_url = storage_r.typed("url", str, "sqlite:///data/monitor.db")
+    storage_url = storage_r.typed("url", str, defaults.STORAGE_URL)
     if not storage_url.startswith(("sqlite://", "postgresql://", "postgres://")):
         storage_r.report("url", f"{_shown(storage_url)}: expected sqlite:///PATH or "
                                 "postgresql://...")
@@ -564,7 +555,7 @@ def _parse_web(r: _Reader) -> WebSettings:
         listen = d.listen
     try:
         ZoneInfo(timezone)
-    except Exception:
+    except (KeyError, ValueError, OSError):  # unknown, malformed, or a directory
         r.report("timezone", f"{_shown(timezone)} is not a known time zone")
         timezone = d.timezone
     return WebSettings(listen=listen, token=token, timezone=timezone)
@@ -575,7 +566,7 @@ def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"
-    kind = r.typed("kind", str, "feed")
+    kind = r.typed("kind", str, defaults.SOURCE_KIND)
     if kind not in SOURCE_KINDS:
         r.report("kind", f"{_shown(kind)}: expected one of {', '.join(SOURCE_KINDS)}")
     url = r.convert("url", check_http_url, "", required=True)
@@ -593,7 +584,7 @@ def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _
     source = SourceConfig(
         name=name, kind=kind, url=url,
         interval=r.convert("interval", parse_duration, monitor.default_interval),
-        fetch_articles=r.typed("fetch_articles", bool, True),
+        fetch_articles=r.typed("fetch_articles", bool, defaults.FETCH_ARTICLES),
         link_pattern=link_pattern,
     )
     r.finish()
@@ -629,17 +620,17 @@ def _parse_notifier(r: _Reader) -> tuple[NotifierConfig, _Reader]:
             cls = notifier_class(kind)
         except KeyError:
             r.report("kind", f"{_shown(kind)} is not a notifier kind")
-    mode = r.typed("mode", str, "immediate")
+    mode = r.typed("mode", str, defaults.NOTIFY_MODE)
     if mode not in ("immediate", "digest"):
         r.report("mode", f"{_shown(mode)}: expected \"immediate\" or \"digest\"")
     schedule = r.typed("schedule", str, None)
-    timezone = r.typed("timezone", str, "UTC")
+    timezone = r.typed("timezone", str, defaults.TIMEZONE)
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(timezone)
-    except Exception:
+    except (KeyError, ValueError, OSError):  # unknown, malformed, or a directory
         r.report("timezone", f"{_shown(timezone)} is not a known time zone")
-        timezone = "UTC"
+        timezone = defaults.TIMEZONE
     if mode == "digest":
         if not schedule:
             r.report("schedule", "is required with mode = \"digest\" (a cron expression)")

@@ -46,12 +46,15 @@ programming or configuration error: ``PollPolicy`` raises ``ValueError``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from monitor import defaults
 
 __all__ = ["PollOutcome", "PollPolicy", "adaptive_interval", "next_poll"]
 
@@ -71,11 +74,12 @@ _MAX_EXPONENT = 64  # 2**64 times any interval is past every cap; avoids float o
 @dataclass(frozen=True)
 class PollPolicy:
     interval: float                    # the source's configured interval, seconds
-    min_interval: float = 60.0         # never poll more often than this
-    max_interval: float = 6 * 3600.0   # adaptive interval and server floors never above this
+    min_interval: float = defaults.MIN_INTERVAL  # never poll more often than this
+    # The adaptive interval and the server floors are never above this.
+    max_interval: float = defaults.MAX_INTERVAL
     backoff_cap: float = 24 * 3600.0   # errors' backoff and Retry-After never above this
     jitter: float = 0.1                # ±10 % spread
-    adaptive: bool = True
+    adaptive: bool = defaults.ADAPTIVE
 
     def __post_init__(self) -> None:
         for name in ("interval", "min_interval", "max_interval", "backoff_cap"):
@@ -159,7 +163,7 @@ def adaptive_interval(publish_times: Iterable[datetime], policy: PollPolicy, *,
     times = times[-ADAPTIVE_MAX_ENTRIES:]
     if len(times) < ADAPTIVE_MIN_ENTRIES:
         return None
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     gaps.append((now_utc - times[-1]).total_seconds())
     estimate = statistics.median(gaps) / 2.0
     return min(max(estimate, policy.min_interval), policy.max_interval)
