@@ -18,7 +18,8 @@ from pathlib import Path
 
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, FetchError, ParseError, QueryError, StorageError
-from monitor.logs import LOG_FORMATS, redactor, setup_logging
+from monitor.logs import LOG_FORMATS, setup_logging
+from monitor.redaction import redactor
 from storage.boundary import async_store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

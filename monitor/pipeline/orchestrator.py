@@ -21,10 +21,10 @@ from typing import Any
 from monitor.config import Config, SourceConfig
 from monitor.dedup.ingest import Fingerprints, Verdict, ingest
 from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError, StorageError
-from monitor.logs import redactor
 from monitor.match.query import Document, RuleSet, compile_query
 from monitor.models import AlertRecord, Article, Entry
 from monitor.pipeline.workers import Workers
+from monitor.redaction import redactor
 from monitor.sources import feeds, links, sitemaps
 from monitor.sources.fetch import Fetcher
 from monitor.sources.polling import PollOutcome, PollPolicy, next_poll

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.config import Config, SourceConfig
 from monitor.errors import StorageError
+from monitor.redaction import redactor
 from storage.boundary import async_store
 
 log = logging.getLogger("monitor.service")
@@ -240,7 +241,6 @@ class Service:
 
     async def _deliver(self) -> None:
         from monitor.delivery.outbox import deliver_due
-        from monitor.logs import redactor
 
         stats = await deliver_due(self.db, self.notifiers, self.config,
                                   redact=redactor(self.config.secrets),

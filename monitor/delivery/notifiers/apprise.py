@@ -37,6 +37,7 @@ from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options
 from monitor.errors import BlockedAddress, DeliveryError, FetchError
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
 from monitor.sources.netguard import GuardedNetworkBackend, is_public_address, parse_ip
 
 _MASS_MENTION = re.compile(r"@(everyone|here|channel|room|all)\b", re.IGNORECASE)
@@ -82,7 +83,8 @@ class AppriseNotifier(Notifier):
         return f"<AppriseNotifier {self.name!r}: {len(self._urls)} URLs>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> AppriseNotifier:
+    def from_config(cls, name: str, options: dict[str, Any], *,
+                    http: Any = None) -> AppriseNotifier:
         opts = Options(name, options, {"urls", "timeout"})
         urls = opts.values.get("urls")
         if isinstance(urls, str):
@@ -141,7 +143,7 @@ class AppriseNotifier(Notifier):
                                     f"({reason})", permanent=True) from None
             except FetchError as exc:
                 raise DeliveryError(f"apprise {self.name!r}: URL {i + 1}: "
-                                    f"{render.redact(exc, self._urls)}") from None
+                                    f"{redact_error(exc, self._urls)}") from None
 
     async def _notify(self, body: str) -> dict:
         await self._vet_hosts()
@@ -163,10 +165,11 @@ class AppriseNotifier(Notifier):
         try:
             errors = [e for e in result.logs() if (getattr(e, "level", 0) or 0) >= 30]
             if errors:
-                detail = ": " + render.redact(getattr(errors[-1], "message", errors[-1]),
-                                              self._urls)
-        except Exception:       # the log is a nicety; the failure stands without it
+                detail = ": " + redact_error(getattr(errors[-1], "message", errors[-1]),
+                                             self._urls)
+        except Exception:  # noqa: BLE001 - the log is a nicety; the failure stands without it
             pass
         raise DeliveryError(f"apprise {self.name!r}: {len(failed)} of {len(self._urls)} "
-                            f"service(s) failed ({', '.join(render.one_line(n, 60) for n in failed)})"
+                            f"service(s) failed "
+                            f"({', '.join(render.one_line(n, 60) for n in failed)})"
                             f"{detail}")

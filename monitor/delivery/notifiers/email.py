@@ -25,6 +25,7 @@ from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options, one_line
 from monitor.errors import DeliveryError
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
 
 _ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+\.[^@\s<>()\[\],;:\\\"]+$")
 _MESSAGE_ID = re.compile(r"^<[^<>\s]{1,250}>$")
@@ -173,7 +174,7 @@ class EmailNotifier(Notifier):
     def _clean(self, text: Any) -> str:
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        return render.redact(text, self._secrets())
+        return redact_error(text, self._secrets())
 
     def _secrets(self) -> list[str]:
         """The password as it could come back in a server's echo of AUTH."""
@@ -276,7 +277,8 @@ def _alert_html(alert: AlertRecord, zone: str = "UTC", *, heading: str) -> str:
 
 
 def _html_page(body: str) -> str:
-    return f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n{body}\n</body></html>\n'
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n'
+            f'{body}\n</body></html>\n')
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

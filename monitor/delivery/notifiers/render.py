@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -159,20 +159,6 @@ def group_by_story(alerts: Iterable[AlertRecord]) -> list[list[AlertRecord]]:
     return list(groups.values())
 
 
-# --- error text -------------------------------------------------------------
-
-_URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
-
-
-def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
-    """A lower library's error text, fit to put in our own message: secrets and
-    anything URL-shaped removed (a webhook URL is itself a secret), one line."""
-    text = str(text)
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "<redacted>")
-    return one_line(_URLISH.sub("<url>", text), 300)
-
-
 # --- option checking (shared by the notifiers' from_config) -----------------
 
 # Read by the configuration (digest scheduling); accepted here and otherwise ignored.
@@ -197,6 +183,14 @@ class Options:
     def has(self, key: str) -> bool:
         return self.values.get(key) not in (None, "")
 
+    @overload
+    def string(self, key: str, default: str, *, required: bool = False) -> str: ...
+    @overload
+    def string(self, key: str, default: None = None, *, required: Literal[True]) -> str: ...
+    @overload
+    def string(self, key: str, default: None = None, *,
+               required: bool = False) -> str | None: ...
+
     def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self.values.get(key)
         if value is None or value == "":
@@ -208,6 +202,11 @@ class Options:
         if UNSAFE_CHARS.search(value):
             raise self.error(key, "must not contain control characters or line breaks")
         return value
+
+    @overload
+    def url(self, key: str, *, required: Literal[True] = True) -> str: ...
+    @overload
+    def url(self, key: str, *, required: bool) -> str | None: ...
 
     def url(self, key: str, *, required: bool = True) -> str | None:
         value = self.string(key, required=required)

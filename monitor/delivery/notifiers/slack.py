@@ -22,6 +22,7 @@ from monitor.delivery.notifiers.render import Options, one_line
 from monitor.delivery.notifiers.webhook import post_once
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
 
 DEFAULT_API_BASE = "https://slack.com/api"
 _MAX_BLOCKS = 50           # Slack's limit per message
@@ -147,7 +148,7 @@ class SlackNotifier(Notifier):
             return cls(name, http=http, webhook_url=opts.url("webhook_url"), timeout=timeout)
         if not opts.has("token"):
             raise ConfigError(f"notifier {name!r}: set either webhook_url, or token and channel")
-        token = opts.string("token")
+        token = opts.string("token", required=True)
         if any(c.isspace() for c in token):
             raise opts.error("token", "must not contain whitespace")
         channel = opts.string("channel", required=True)
@@ -182,6 +183,7 @@ class SlackNotifier(Notifier):
                 self._last_sent[key] = time.monotonic()
 
     async def _post_webhook(self, payload: dict) -> dict:
+        assert self._webhook_url is not None     # without a token, a webhook URL is set
         await post_once(self._http, self._webhook_url, _json(payload),
                         {"Content-Type": "application/json; charset=utf-8"},
                         where=self._where, timeout=self.timeout, secrets=[self._webhook_url])
@@ -197,16 +199,20 @@ class SlackNotifier(Notifier):
         try:
             answer = json.loads(response.body)
         except ValueError:
-            raise DeliveryError(f"{self._where}: Slack's answer is not JSON", permanent=False) from None
+            raise DeliveryError(f"{self._where}: Slack's answer is not JSON",
+                                permanent=False) from None
         if not isinstance(answer, dict):
-            raise DeliveryError(f"{self._where}: Slack's answer is not a JSON object", permanent=False)
+            raise DeliveryError(f"{self._where}: Slack's answer is not a JSON object",
+                                permanent=False)
         if not answer.get("ok"):
-            error = render.redact(answer.get("error") or "unknown_error", [self._token])[:100]
+            error = redact_error(answer.get("error") or "unknown_error", [self._token])[:100]
             transient = error in _TRANSIENT_ERRORS
             raise DeliveryError(f"{self._where}: Slack refused the message: {error}",
                                 permanent=not transient,
-                                retry_after=getattr(response, "retry_after", None) if transient else None)
-        return {"ts": str(answer.get("ts", "")), "channel": str(answer.get("channel", self.channel))}
+                                retry_after=(getattr(response, "retry_after", None)
+                                             if transient else None))
+        return {"ts": str(answer.get("ts", "")),
+                "channel": str(answer.get("channel", self.channel))}
 
     @property
     def _where(self) -> str:

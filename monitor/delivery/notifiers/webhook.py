@@ -37,6 +37,7 @@ from monitor.errors import (
     TooManyRedirects,
 )
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -82,7 +83,7 @@ def _fetch_failure(exc: Exception, *, where: str, timeout: float,
         return DeliveryError(f"{where}: no answer within {timeout:g} s", permanent=False)
     # A refused address or a redirect loop will not go away by retrying.
     permanent = isinstance(exc, (BlockedAddress, TooManyRedirects))
-    return DeliveryError(f"{where}: {type(exc).__name__}: {render.redact(exc, secrets)}",
+    return DeliveryError(f"{where}: {type(exc).__name__}: {redact_error(exc, secrets)}",
                          permanent=permanent)
 
 
@@ -111,7 +112,8 @@ class WebhookNotifier(Notifier):
         return f"<WebhookNotifier {self.name!r}>"
 
     @classmethod
-    def from_config(cls, name: str, options: dict[str, Any], *, http: Any = None) -> WebhookNotifier:
+    def from_config(cls, name: str, options: dict[str, Any], *,
+                    http: Any = None) -> WebhookNotifier:
         opts = Options(name, options, {"url", "secret", "headers", "timeout"})
         headers = opts.values.get("headers") or {}
         if not isinstance(headers, dict):

@@ -45,9 +45,9 @@ from monitor.cli.main import _fetch_policy
 from monitor.config import Config
 from monitor.dedup import fingerprint
 from monitor.errors import FetchError, MonitorError, QueryError
-from monitor.logs import redactor
 from monitor.match.query import Document, compile_query
 from monitor.match.rulecheck import Article
+from monitor.redaction import redactor
 from monitor.service.web import views
 from monitor.service.web.feeds import atom_feed
 from monitor.service.web.ruletest import pasted_article, try_rule
