@@ -39,6 +39,7 @@ from monitor.errors import BlockedAddress, DeliveryError, FetchError
 from monitor.models import AlertRecord
 from monitor.redaction import redact_error
 from monitor.sources.netguard import GuardedNetworkBackend, is_public_address, parse_ip
+from monitor.text.safe import UNSAFE_CHARS
 
 _MASS_MENTION = re.compile(r"@(everyone|here|channel|room|all)\b", re.IGNORECASE)
 
@@ -95,7 +96,7 @@ class AppriseNotifier(Notifier):
         for i, url in enumerate(urls):
             # The URL itself is never echoed: it carries the service's token.
             scheme = url.split("://", 1)[0][:20] if "://" in url else ""
-            if render.UNSAFE_CHARS.search(url):
+            if UNSAFE_CHARS.search(url):
                 raise opts.error("urls", f"URL {i + 1} contains control characters")
             plugin = apprise.Apprise.instantiate(url)
             if plugin is None:

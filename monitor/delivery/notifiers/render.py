@@ -19,12 +19,7 @@ from monitor.config import parse_duration
 from monitor.errors import ConfigError
 from monitor.models import AlertRecord
 from monitor.text import safe as textsafe
-
-# Every character str.splitlines() breaks on, every other control character,
-# and the invisible bidi/format controls that can disguise text.
-UNSAFE_CHARS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-)
+from monitor.text.safe import UNSAFE_CHARS
 
 
 def one_line(text: Any, limit: int = 300) -> str:

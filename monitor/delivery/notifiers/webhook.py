@@ -38,6 +38,7 @@ from monitor.errors import (
 )
 from monitor.models import AlertRecord
 from monitor.redaction import redact_error
+from monitor.text.safe import UNSAFE_CHARS
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -124,7 +125,7 @@ class WebhookNotifier(Notifier):
             if key.lower() in _RESERVED_HEADERS:
                 raise opts.error("headers", f"{key!r} is set by the notifier itself")
             # Values are not echoed: they often carry credentials.
-            if not isinstance(value, str) or render.UNSAFE_CHARS.search(value):
+            if not isinstance(value, str) or UNSAFE_CHARS.search(value):
                 raise opts.error("headers", f"the value of {key!r} must be a string "
                                             "without control characters")
         return cls(name, http=http, url=opts.url("url"), secret=opts.string("secret"),
