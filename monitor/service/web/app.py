@@ -61,6 +61,7 @@ from monitor.service.web.security import (
     same_origin,
 )
 from monitor.sources.fetch import Fetcher
+from monitor.text.dates import parse_iso
 from monitor.text.extract import extract_article
 from storage.base import AlertRow, Store
 from storage.boundary import async_store
@@ -213,7 +214,7 @@ class Web:
         if not value:
             return None
         when, _, alert_id = value.partition("~")
-        parsed = views.parse_iso(when)
+        parsed = parse_iso(when)
         if parsed is None or not alert_id:
             raise HTTPException(400, "bad paging cursor")
         return parsed, alert_id
@@ -463,7 +464,7 @@ class Web:
             raise HTTPException(400, f"limit: expected 1 to {API_MAX_LIMIT}")
         since = None
         if params.get("since"):
-            since = views.parse_iso(params["since"])
+            since = parse_iso(params["since"])
             if since is None:
                 raise HTTPException(400, "since: expected an ISO 8601 date or time")
         before = self._cursor(params.get("before"))

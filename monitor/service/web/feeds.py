@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from feedgen.feed import FeedGenerator
 from markupsafe import Markup, escape
 
-from monitor.service.web.views import parse_iso, safe_link, segments
+from monitor.service.web.views import safe_link, segments
+from monitor.text.dates import parse_iso
 from storage.base import AlertRow
 
 # What XML 1.0 cannot carry at all (its Char production): a hostile title with a

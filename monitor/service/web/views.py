@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from monitor.text.dates import parse_iso
 from monitor.text.safe import strip_unsafe
 from storage.base import AlertRow, SourceState, StoredArticle
 
@@ -57,16 +58,6 @@ def local_time(value: datetime | None, tz: ZoneInfo) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -202,7 +193,8 @@ def duration(seconds: float | None) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             value = seconds / size
-            return f"{value:.0f}{unit}" if value == int(value) or value >= 10 else f"{value:.1f}{unit}"
+            whole = value == int(value) or value >= 10
+            return f"{value:.0f}{unit}" if whole else f"{value:.1f}{unit}"
     return f"{seconds}s"
 
 
