@@ -6,6 +6,7 @@ receives a ``Config`` and the pieces it needs from it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from monitor import defaults
 from monitor.delivery.quiet import parse_quiet_hours
@@ -180,8 +182,6 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host.lower() == "localhost":
         return True
     try:
@@ -538,8 +538,6 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
 
 
 def _parse_web(r: _Reader) -> WebSettings:
-    from zoneinfo import ZoneInfo
-
     d = WebSettings()
     listen = r.typed("listen", str, d.listen)
     token = r.typed("token", str, None) or None
@@ -626,7 +624,6 @@ def _parse_notifier(r: _Reader) -> tuple[NotifierConfig, _Reader]:
     schedule = r.typed("schedule", str, None)
     timezone = r.typed("timezone", str, defaults.TIMEZONE)
     try:
-        from zoneinfo import ZoneInfo
         ZoneInfo(timezone)
     except (KeyError, ValueError, OSError):  # unknown, malformed, or a directory
         r.report("timezone", f"{_shown(timezone)} is not a known time zone")
@@ -636,6 +633,7 @@ def _parse_notifier(r: _Reader) -> tuple[NotifierConfig, _Reader]:
             r.report("schedule", "is required with mode = \"digest\" (a cron expression)")
         else:
             try:
+                # APScheduler is loaded only by a configuration that has a digest.
                 from apscheduler.triggers.cron import CronTrigger
                 CronTrigger.from_crontab(schedule, timezone=timezone)
             except ValueError as exc:
