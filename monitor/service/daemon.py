@@ -172,6 +172,7 @@ class Service:
         if self.stopping.is_set():
             return
         task = asyncio.current_task()
+        assert task is not None          # called from a task: the daemon spawns each one
         self.inflight.add(task)
         try:
             await fn(*args)

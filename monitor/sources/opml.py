@@ -83,7 +83,8 @@ def read_opml(data: bytes, *, path: str) -> tuple[list[Found], list[str]]:
             continue
         folders = [" / ".join(c) for c in feed.get("categories", []) if c]
         notes = [feed.get("title", "")] + [f"folder: {f}" for f in folders[:3]]
-        found.append(Found(url=url, title=feed.get("title", ""), notes=tuple(n for n in notes if n)))
+        found.append(Found(url=url, title=feed.get("title", ""),
+                           notes=tuple(n for n in notes if n)))
     if len(parsed.feeds) > MAX_FEEDS:
         skipped.append(f"{len(parsed.feeds) - MAX_FEEDS} feeds beyond the first {MAX_FEEDS}")
     for listed in parsed.lists:
@@ -113,7 +114,7 @@ def _urls_as_written(config: Config) -> list[str]:
         raw = []
     written = [t.get("url") if isinstance(t, dict) else None for t in raw]
     return [w if isinstance(w, str) else s.url
-            for s, w in zip(config.sources, written + [None] * len(config.sources))]
+            for s, w in zip(config.sources, written + [None] * len(config.sources), strict=False)]
 
 
 def export_opml(config: Config, *, now: datetime | None = None) -> tuple[str, list[str]]:
@@ -127,7 +128,7 @@ def export_opml(config: Config, *, now: datetime | None = None) -> tuple[str, li
              f"    <dateCreated>{escape(format_datetime(now))}</dateCreated>", "  </head>",
              "  <body>"]
     left_out = []
-    for source, url in zip(config.sources, _urls_as_written(config)):
+    for source, url in zip(config.sources, _urls_as_written(config), strict=True):
         if source.kind != "feed":
             left_out.append(source.name)
             continue
