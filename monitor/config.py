@@ -6,6 +6,7 @@ receives a ``Config`` and the pieces it needs from it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from monitor import defaults
 from monitor.delivery.quiet import parse_quiet_hours
@@ -44,28 +46,21 @@ MAX_LINK_PATTERN = 1000
 @dataclass(frozen=True)
 class MonitorSettings:
     user_agent: str = defaults.USER_AGENT
-    default_interval: float = 900.0
+    default_interval: float = defaults.DEFAULT_INTERVAL
     timeout: float = defaults.TIMEOUT
     max_body: int = defaults.MAX_BODY
     concurrency: int = defaults.CONCURRENCY
     per_host: int = defaults.PER_HOST
     per_host_delay: float = defaults.PER_HOST_DELAY
     allow_private_networks: bool = defaults.ALLOW_PRIVATE_NETWORKS
-    # robots.txt is honoured for listing pages and article pages (not for feeds,
-    # which are published to be polled).
-    respect_robots: bool = True
-    # Entries published longer ago than this are stored but raise no alert, so a
-    # newly added source with years of archive does not flood anyone.
-    max_age: float = 7 * 86400.0
-    # The polling policy (monitor.sources.polling): adaptive intervals stay within these.
-    min_interval: float = 60.0
-    max_interval: float = 6 * 3600.0
-    adaptive: bool = True
-    # After this many failures in a row, a source is reported broken to health_notify.
-    broken_after: int = 5
+    respect_robots: bool = defaults.RESPECT_ROBOTS
+    max_age: float = defaults.MAX_AGE
+    min_interval: float = defaults.MIN_INTERVAL
+    max_interval: float = defaults.MAX_INTERVAL
+    adaptive: bool = defaults.ADAPTIVE
+    broken_after: int = defaults.BROKEN_AFTER
     health_notify: tuple[str, ...] = ()
-    # Processes for parsing and extraction: 0 = one per core, 1 = none (threads only).
-    workers: int = 0
+    workers: int = defaults.WORKERS
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class SourceConfig:
     kind: SourceKind
     url: str
     interval: float
-    fetch_articles: bool = True
+    fetch_articles: bool = defaults.FETCH_ARTICLES
     link_pattern: str | None = None
 
 
@@ -91,20 +86,17 @@ class NotifierConfig:
     name: str
     kind: NotifierKind
     options: Mapping[str, Any]
-    mode: NotifyMode = "immediate"
+    mode: NotifyMode = defaults.NOTIFY_MODE
     schedule: str | None = None      # cron expression, digest mode
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     quiet_hours: tuple[time, time] | None = None   # (start, end) wall-clock times in timezone
-
-
-DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
 class WebSettings:
-    listen: str = DEFAULT_LISTEN     # for `serve` and `run --http`
+    listen: str = defaults.LISTEN    # for `serve` and `run --http`
     token: str | None = None         # required when listen is not a loopback address
-    timezone: str = "UTC"            # dates on the web page and in feeds
+    timezone: str = defaults.TIMEZONE  # dates on the web page and in feeds
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,8 @@ def parse_duration(value: Any, *, maximum: float = MAX_DURATION,
         elif isinstance(value, str) and (m := _DURATION.match(value)):
             seconds = float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
         else:
-            raise ValueError(f"{_shown(value)} is not a duration (use e.g. \"30s\", \"10m\", \"1h\")")
+            raise ValueError(f"{_shown(value)} is not a duration "
+                             "(use e.g. \"30s\", \"10m\", \"1h\")")
     except OverflowError:
         seconds = math.inf
     if math.isnan(seconds):
@@ -190,8 +183,6 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host.lower() == "localhost":
         return True
     try:
@@ -460,7 +451,7 @@ def _parse(data: dict, problems: _Problems, env: Mapping[str, str]) -> Config:
     monitor = _parse_monitor(_Reader(problems, ("monitor",), "[monitor]",
                                      top.raw("monitor", {}), env, secrets))
     storage_r = _Reader(problems, ("storage",), "[storage]", top.raw("storage", {}), env, secrets)
-    storage_url = storage_r.typed("url", str, "sqlite:///data/monitor.db")
+    storage_url = storage_r.typed("url", str, defaults.STORAGE_URL)
     if not storage_url.startswith(("sqlite://", "postgresql://", "postgres://")):
         storage_r.report("url", f"{_shown(storage_url)}: expected sqlite:///PATH or "
                                 "postgresql://...")
@@ -548,8 +539,6 @@ def _parse_monitor(r: _Reader) -> MonitorSettings:
 
 
 def _parse_web(r: _Reader) -> WebSettings:
-    from zoneinfo import ZoneInfo
-
     d = WebSettings()
     listen = r.typed("listen", str, d.listen)
     token = r.typed("token", str, None) or None
@@ -565,7 +554,7 @@ def _parse_web(r: _Reader) -> WebSettings:
         listen = d.listen
     try:
         ZoneInfo(timezone)
-    except Exception:
+    except (KeyError, ValueError, OSError):  # unknown, malformed, or a directory
         r.report("timezone", f"{_shown(timezone)} is not a known time zone")
         timezone = d.timezone
     return WebSettings(listen=listen, token=token, timezone=timezone)
@@ -576,7 +565,7 @@ def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _
 
     name = _name(r)
     r.where = f"{r.where} {name!r}"
-    kind = r.typed("kind", str, "feed")
+    kind = r.typed("kind", str, defaults.SOURCE_KIND)
     if kind not in SOURCE_KINDS:
         r.report("kind", f"{_shown(kind)}: expected one of {', '.join(SOURCE_KINDS)}")
     url = r.convert("url", check_http_url, "", required=True)
@@ -594,7 +583,7 @@ def _parse_source(r: _Reader, monitor: MonitorSettings) -> tuple[SourceConfig, _
     source = SourceConfig(
         name=name, kind=kind, url=url,
         interval=r.convert("interval", parse_duration, monitor.default_interval),
-        fetch_articles=r.typed("fetch_articles", bool, True),
+        fetch_articles=r.typed("fetch_articles", bool, defaults.FETCH_ARTICLES),
         link_pattern=link_pattern,
     )
     r.finish()
@@ -630,22 +619,22 @@ def _parse_notifier(r: _Reader) -> tuple[NotifierConfig, _Reader]:
             cls = notifier_class(kind)
         except KeyError:
             r.report("kind", f"{_shown(kind)} is not a notifier kind")
-    mode = r.typed("mode", str, "immediate")
+    mode = r.typed("mode", str, defaults.NOTIFY_MODE)
     if mode not in ("immediate", "digest"):
         r.report("mode", f"{_shown(mode)}: expected \"immediate\" or \"digest\"")
     schedule = r.typed("schedule", str, None)
-    timezone = r.typed("timezone", str, "UTC")
+    timezone = r.typed("timezone", str, defaults.TIMEZONE)
     try:
-        from zoneinfo import ZoneInfo
         ZoneInfo(timezone)
-    except Exception:
+    except (KeyError, ValueError, OSError):  # unknown, malformed, or a directory
         r.report("timezone", f"{_shown(timezone)} is not a known time zone")
-        timezone = "UTC"
+        timezone = defaults.TIMEZONE
     if mode == "digest":
         if not schedule:
             r.report("schedule", "is required with mode = \"digest\" (a cron expression)")
         else:
             try:
+                # APScheduler is loaded only by a configuration that has a digest.
                 from apscheduler.triggers.cron import CronTrigger
                 CronTrigger.from_crontab(schedule, timezone=timezone)
             except ValueError as exc:

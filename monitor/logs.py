@@ -13,30 +13,10 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
 
-REDACTED = "***"
-
-
-def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
-    """A function that replaces every secret (values taken from the environment)."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if len(secret) >= 4:
-            # A secret in a URL travels percent-encoded, and messages quote the URL
-            # as sent: each encoding a URL may give it is redacted too.
-            forms.update((secret, quote(secret, safe="/"), quote(secret, safe=""),
-                          quote_plus(secret, safe="/"), quote(secret, safe="/+:@=&?")))
-    # Longest first, so that a secret containing another is redacted whole.
-    ordered = sorted(forms, key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, REDACTED)
-        return text
-    return redact
+from monitor.redaction import redactor
 
 
 class RedactSecrets(logging.Filter):
@@ -44,17 +24,24 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]):
         super().__init__()
-        secrets = list(secrets)
-        self.enabled = any(len(s) >= 4 for s in secrets)
         self.redact = redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.enabled:
-            record.msg, record.args = self.redact(record.getMessage()), None
-            if record.exc_text or record.exc_info:
-                text = (logging.Formatter().formatException(record.exc_info)
-                        if record.exc_info else record.exc_text)
-                record.exc_info, record.exc_text = None, self.redact(text)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):    # arguments that do not fit the format
+            message = f"{record.msg} {record.args}"
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        # A record is left as it is where nothing needed redacting.
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            redacted = self.redact(text)
+            if redacted != text:
+                record.exc_info, record.exc_text = None, redacted
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
         return True
 
 

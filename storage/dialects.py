@@ -7,7 +7,6 @@ records the number of migrations applied in ``schema_version``.
 from __future__ import annotations
 
 import random
-import re
 import sqlite3
 import time
 from abc import ABC, abstractmethod
@@ -326,15 +325,3 @@ class SQLiteDialect(Dialect):
             return False
         message = str(exc).lower()
         return "locked" in message or "busy" in message
-
-
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def redact(text: str, secret: str | None = None) -> str:
-    """``text`` with passwords (in URLs, key=value strings, or ``secret``) replaced by ***."""
-    if secret:
-        text = text.replace(secret, "***")
-    text = _PASSWORD_IN_URL.sub(r"\1***@", text)
-    return _PASSWORD_IN_DSN.sub(r"\1***", text)

@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from monitor.errors import ConfigError, StorageError
-from storage.dialects import Dialect, redact
+from monitor.redaction import redact
+from storage.dialects import Dialect
 from storage.sql.core import EXCLUSIVE_LOCK_KEY
 
 # SQLSTATEs worth running the transaction again for.
@@ -55,7 +56,7 @@ class PostgresDialect(Dialect):
         return f"PostgreSQL at {self._where}"
 
     def describe(self, exc: BaseException) -> str:
-        return redact(super().describe(exc), self._password)
+        return redact(super().describe(exc), [self._password])
 
     def connect(self) -> Any:
         psycopg = _psycopg()

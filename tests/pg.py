@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
-from storage.dialects import redact
+from monitor.redaction import redact
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

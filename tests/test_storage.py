@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import StorageError
+from monitor.redaction import redact
 from storage import dialects, open_store
 from storage.base import AlertRow, NewArticle, SourceState, Store
 from storage.memory import MemoryStore
@@ -626,9 +627,9 @@ def test_unreachable_postgres_reason_names_the_variable():
 
 
 def test_redact():
-    assert dialects.redact("postgresql://u:p%40ss@h/db failed") == "postgresql://u:***@h/db failed"
-    assert dialects.redact("host=h password='a b' user=u") == "host=h password=*** user=u"
-    assert dialects.redact("bad pw: hunter2", "hunter2") == "bad pw: ***"
+    assert redact("postgresql://u:p%40ss@h/db failed") == "postgresql://u:***@h/db failed"
+    assert redact("host=h password='a b' user=u") == "host=h password=*** user=u"
+    assert redact("bad pw: hunter2", ["hunter2"]) == "bad pw: ***"
 
 
 # query plans -------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from monitor.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, console, safe, 
 from monitor.config import Config
 from monitor.delivery.outbox import quiet_channels
 from monitor.errors import DeliveryError
-from monitor.logs import redactor
 from monitor.match.query import term_spans
 from monitor.models import AlertRecord
+from monitor.redaction import redactor
 from monitor.runtime import Runtime
 
 # How each delivery state shows in the table of recent alerts.

@@ -18,8 +18,8 @@ from monitor.delivery.outbox import (
     quiet_channels,
     reclaim_dead_leases,
 )
-from monitor.logs import redactor
 from monitor.pipeline.orchestrator import RunSummary
+from monitor.redaction import redactor
 from monitor.runtime import Runtime
 from monitor.service.daemon import run_service
 from monitor.service.web import WebServer, bind, create_app

@@ -11,7 +11,7 @@ from typing import Any
 from monitor.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, console, duration, safe, when
 from monitor.config import Config, check_http_url
 from monitor.errors import ConfigError, FetchError
-from monitor.logs import redactor
+from monitor.redaction import redactor
 from monitor.runtime import Runtime
 from monitor.sources.discover import discover
 from monitor.sources.opml import export_opml, import_opml

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 
 from monitor.config import Config, SourceConfig
 from monitor.errors import FetchError, HTTPStatusError, MonitorError, ParseError, StorageError
-from monitor.logs import redactor
 from monitor.models import Article, Entry
 from monitor.pipeline import article as articles
 from monitor.pipeline.health import RECOVERED, HealthNotice, event_after_poll
@@ -33,6 +32,7 @@ from monitor.pipeline.report import RunSummary, SourceResult
 from monitor.pipeline.routing import Routing
 from monitor.pipeline.rules import rules_by_source
 from monitor.pipeline.workers import Workers
+from monitor.redaction import redactor
 from monitor.sources.fetch import Fetcher
 from monitor.sources.polling import PollPolicy
 from monitor.sources.robots import RobotsCache

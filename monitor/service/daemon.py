@@ -36,7 +36,7 @@ from monitor.dedup.fingerprint import STORY_WINDOW
 from monitor.delivery.backlog import Backlog
 from monitor.delivery.outbox import deliver_digest, deliver_due, owner_id, reclaim_dead_leases
 from monitor.errors import StorageError
-from monitor.logs import redactor
+from monitor.redaction import redactor
 from monitor.runtime import Runtime
 from monitor.service.metrics import Metrics, probe_loop_lag
 from monitor.service.web import WebServer, bind, create_app

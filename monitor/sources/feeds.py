@@ -1,8 +1,9 @@
 """Feed parsing: RSS 0.9x, RSS 1.0 (RDF), RSS 2.0, Atom and JSON Feed bytes into entries.
 
 feedparser does the parsing of XML feeds; JSON Feed 1.0 and 1.1 are read here with
-``json`` (see :func:`_parse_json_feed`), into the same entries under the same limits. This module decides what counts as a feed, turns
-every text field into plain text, picks each entry's URL and date, and bounds
+``json`` (see :func:`_parse_json_feed`), into the same entries under the same
+limits. This module decides what counts as a feed, turns every text field into
+plain text, picks each entry's URL and date, and bounds
 what a hostile feed can make us keep.
 
 Decisions:
@@ -25,8 +26,9 @@ Decisions:
 - Entries with neither link nor GUID are skipped; a repeated GUID (else URL)
   is kept once, the first time.
 - ``published`` is the published, else updated (``dc:date``) date in UTC. A
-  date more than :data:`FUTURE_TOLERANCE` ahead of ``now`` is a broken clock or
-  a placeholder and becomes ``None`` (unknown), so that it cannot sort first forever.
+  date that is not plausible (``monitor.text.dates.plausible``: more than a day
+  ahead of ``now``, a broken clock or a placeholder, or before 1990) becomes
+  ``None`` (unknown), so that it cannot sort first forever.
 - ``ttl_seconds`` comes from RSS ``<ttl>`` (minutes), else the syndication
   module (``sy:updatePeriod`` / ``sy:updateFrequency``); capped at one day.
 - Limits: :data:`MAX_ENTRIES` entries, and field lengths in :data:`MAX_CHARS`.
@@ -34,14 +36,13 @@ Decisions:
 
 from __future__ import annotations
 
-import calendar
 import codecs
 import html
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
@@ -52,15 +53,14 @@ from monitor.errors import ParseError
 from monitor.models import Entry
 from monitor.sources.links import advertised_feeds
 from monitor.sources.urls import resolve_http_url
+from monitor.text.dates import from_struct_time, parse_iso, plausible
 from monitor.text.safe import clean_text
 
-__all__ = ["ParsedFeed", "parse_feed", "html_to_text", "MAX_ENTRIES", "MAX_CHARS",
-           "FUTURE_TOLERANCE"]
+__all__ = ["ParsedFeed", "parse_feed", "html_to_text", "MAX_ENTRIES", "MAX_CHARS"]
 
 MAX_ENTRIES = 1000
 MAX_CHARS = {"title": 1_000, "summary": 20_000, "content": 500_000, "author": 300,
              "url": 4_096, "guid": 2_048, "feed_title": 1_000}
-FUTURE_TOLERANCE = timedelta(days=1)
 MAX_TTL_SECONDS = 86_400.0
 
 _FEED_ROOTS = {"rss", "feed", "rdf", "channel"}
@@ -147,7 +147,8 @@ def _head_bytes(body: bytes, size: int = 65_536) -> bytes:
         if head.startswith(bom):
             return head[len(bom):].decode(codec, "ignore").encode("utf-8")
     if head[:2] in (b"<\x00", b"\x00<"):
-        return head.decode("utf-16-le" if head[0] == 0x3C else "utf-16-be", "ignore").encode("utf-8")
+        codec = "utf-16-le" if head[0] == 0x3C else "utf-16-be"
+        return head.decode(codec, "ignore").encode("utf-8")
     return head.removeprefix(b"\xef\xbb\xbf")
 
 
@@ -242,7 +243,7 @@ def _effective_encoding(body: bytes, content_type: str | None) -> tuple[bytes, s
         best = from_bytes(body[:65_536]).best()
         if best is not None and best.encoding:
             candidates.append(best.encoding)
-    except Exception:  # detection is best effort
+    except Exception:  # noqa: BLE001 - detection is best effort, on any bytes
         pass
     for name in candidates:
         try:
@@ -331,16 +332,10 @@ def _entry_link(raw: Any, feed_url: str) -> str | None:
 
 def _published(raw: Any, now: datetime) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = dict.get(raw, key)  # plain lookup: FeedParserDict maps keys with a warning
-        if not parsed:
-            continue
-        try:
-            when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
-        except (OverflowError, ValueError, OSError, TypeError):
-            continue
-        if when > now + FUTURE_TOLERANCE:
-            return None
-        return when
+        # A plain lookup: FeedParserDict maps keys with a warning.
+        when = from_struct_time(dict.get(raw, key))
+        if when is not None:
+            return plausible(when, now)
     return None
 
 
@@ -504,17 +499,10 @@ def _json_entry(raw: dict, feed_url: str, now: datetime, feed_author: str) -> En
 
 def _json_date(raw: dict, now: datetime) -> datetime | None:
     for key in ("date_published", "date_modified"):
-        text = _json_str(raw, key).strip()
-        if not text or len(text) > 64:
-            continue
-        try:
-            when = datetime.fromisoformat(text.replace("z", "Z"))
-        except ValueError:
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)   # RFC 3339 requires an offset; assume UTC
-        when = when.astimezone(UTC)
-        return None if when > now + FUTURE_TOLERANCE else when
+        # RFC 3339 requires an offset; a date without one is taken as UTC.
+        when = parse_iso(_json_str(raw, key))
+        if when is not None:
+            return plausible(when, now)
     return None
 
 

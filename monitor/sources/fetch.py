@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import errno
 import http.cookiejar
 import ssl
@@ -41,6 +40,7 @@ from monitor.sources.netguard import (
     is_public_address,
     resolve,
 )
+from monitor.text.dates import parse_http_date
 
 __all__ = ["FetchPolicy", "Fetcher", "Response", "guarded_transport", "parse_retry_after"]
 
@@ -92,24 +92,14 @@ class Response:
         expires = self.headers.get("expires")
         if expires is None:
             return None
-        expires_at = _parse_http_date(expires)
+        expires_at = parse_http_date(expires)
         if expires_at is None:
             return 0.0
-        date = _parse_http_date(self.headers.get("date", "")) or datetime.now(UTC)
+        date = parse_http_date(self.headers.get("date", "")) or datetime.now(UTC)
         return max(0.0, (expires_at - date).total_seconds())
 
 
 # --------------------------------------------------------------------------- headers
-
-
-def _parse_http_date(value: str) -> datetime | None:
-    try:
-        parsed = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed is None:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -120,7 +110,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     try:
         seconds = float(value)
     except ValueError:
-        when = _parse_http_date(value)
+        when = parse_http_date(value)
         if when is None:
             return None
         now = now or datetime.now(UTC)

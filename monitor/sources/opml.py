@@ -29,7 +29,7 @@ from defusedxml import DefusedXmlException
 
 from monitor.config import Config, check_http_url
 from monitor.errors import ConfigError
-from monitor.logs import redactor
+from monitor.redaction import redactor
 from monitor.sources.subscriptions import Found, Proposal, propose
 
 MAX_OPML_BYTES = 20_000_000

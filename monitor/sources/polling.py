@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+from monitor import defaults
+
 __all__ = ["PollOutcome", "PollPolicy", "adaptive_interval", "next_poll"]
 
 #: Only entries published within this window (before ``now``) tell how often a
@@ -72,11 +74,12 @@ _MAX_EXPONENT = 64  # 2**64 times any interval is past every cap; avoids float o
 @dataclass(frozen=True)
 class PollPolicy:
     interval: float                    # the source's configured interval, seconds
-    min_interval: float = 60.0         # never poll more often than this
-    max_interval: float = 6 * 3600.0   # adaptive interval and server floors never above this
+    min_interval: float = defaults.MIN_INTERVAL  # never poll more often than this
+    # The adaptive interval and the server floors are never above this.
+    max_interval: float = defaults.MAX_INTERVAL
     backoff_cap: float = 24 * 3600.0   # errors' backoff and Retry-After never above this
     jitter: float = 0.1                # ±10 % spread
-    adaptive: bool = True
+    adaptive: bool = defaults.ADAPTIVE
 
     def __post_init__(self) -> None:
         for name in ("interval", "min_interval", "max_interval", "backoff_cap"):

@@ -7,8 +7,9 @@
   references, no network. Element names are matched by local name, so a
   sitemap with a wrong or missing namespace still reads.
 - ``Entry.title`` / ``published`` come from ``news:title`` /
-  ``news:publication_date``, else ``lastmod`` for the date. Dates more than a
-  day in the future (or before 1990) are unknown (``None``).
+  ``news:publication_date``, else ``lastmod`` for the date. A date that is not
+  plausible (``monitor.text.dates.plausible``: a day in the future, or before
+  1990) is unknown (``None``).
 - URLs are resolved against the sitemap URL, http(s) only, kept once, at most
   :data:`MAX_URLS` (the protocol's limit).
 - Anything else raises :class:`ParseError`.
@@ -16,10 +17,9 @@
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 from xml.etree.ElementTree import ParseError as XMLParseError
 
@@ -29,12 +29,12 @@ from defusedxml import DefusedXmlException
 from monitor.errors import ParseError
 from monitor.models import Entry
 from monitor.sources.urls import resolve_http_url
+from monitor.text.dates import parse_iso, plausible
 
 __all__ = ["SitemapResult", "parse_sitemap", "MAX_DECOMPRESSED", "MAX_URLS"]
 
 MAX_DECOMPRESSED = 50 * 1024 * 1024
 MAX_URLS = 50_000
-FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass
@@ -53,7 +53,8 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime | None = None) -> Site
     try:
         root = SafeET.fromstring(body, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise ParseError(f"refused: the sitemap declares entities or external references ({exc})") from exc
+        raise ParseError("refused: the sitemap declares entities or external references "
+                         f"({exc})") from exc
     except XMLParseError as exc:
         head = body.lstrip()[:200].lower()
         if head.startswith(b"<!doctype html") or b"<html" in head:
@@ -87,9 +88,9 @@ def parse_sitemap(body: bytes, *, url: str, now: datetime | None = None) -> Site
             title = _child_text(news, "title") if news is not None else ""
             published = None
             if news is not None:
-                published = _parse_date(_child_text(news, "publication_date"), now)
+                published = plausible(parse_iso(_child_text(news, "publication_date")), now)
             if published is None:
-                published = _parse_date(_child_text(node, "lastmod"), now)
+                published = plausible(parse_iso(_child_text(node, "lastmod")), now)
             result.entries.append(Entry(url=loc, title=title[:1000], published=published))
             if len(result.entries) >= MAX_URLS:
                 break
@@ -120,23 +121,3 @@ def _child_text(node: Element | None, name: str) -> str:
         if _local(child.tag) == name:
             return " ".join((child.text or "").split())
     return ""
-
-
-def _parse_date(value: str, now: datetime) -> datetime | None:
-    value = value.strip()
-    if not value:
-        return None
-    if re.fullmatch(r"\d{4}(-\d{2})?", value):  # W3C datetime allows "2024" and "2024-05"
-        value = (value + "-01-01")[:10]
-    value = re.sub(r"(\.\d{1,6})\d*", r"\1", value)
-    value = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", value)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC)
-    if when.year < 1990 or when > now + FUTURE_TOLERANCE:
-        return None
-    return when

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from monitor.sources.urls import canonicalize
-from monitor.text.safe import one_line
+from monitor.text.safe import UNSAFE_CHARS, one_line
 
 MAX_NAME = 60
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
                  "\f": "\\f", "\r": "\\r"}
-_TOML_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029'
-                          r'\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]')
+# Escaped in a TOML string: what TOML requires, and every unsafe character, so
+# that the value reads as it is.
+_TOML_UNSAFE = re.compile(f'["\\\\]|{UNSAFE_CHARS.pattern}')
 
 
 def toml_string(value: str) -> str:

@@ -37,7 +37,9 @@ from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options
 from monitor.errors import BlockedAddress, DeliveryError, FetchError
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
 from monitor.sources.netguard import GuardedNetworkBackend, is_public_address, parse_ip
+from monitor.text.safe import UNSAFE_CHARS
 
 _MASS_MENTION = re.compile(r"@(everyone|here|channel|room|all)\b", re.IGNORECASE)
 
@@ -94,7 +96,7 @@ class AppriseNotifier(Notifier):
         for i, url in enumerate(urls):
             # The URL itself is never echoed: it carries the service's token.
             scheme = url.split("://", 1)[0][:20] if "://" in url else ""
-            if render.UNSAFE_CHARS.search(url):
+            if UNSAFE_CHARS.search(url):
                 raise opts.error("urls", f"URL {i + 1} contains control characters")
             plugin = apprise.Apprise.instantiate(url)
             if plugin is None:
@@ -142,7 +144,7 @@ class AppriseNotifier(Notifier):
                                     f"({reason})", permanent=True) from None
             except FetchError as exc:
                 raise DeliveryError(f"apprise {self.name!r}: URL {i + 1}: "
-                                    f"{render.redact(exc, self._urls)}") from None
+                                    f"{redact_error(exc, self._urls)}") from None
 
     async def _notify(self, body: str) -> dict:
         await self._vet_hosts()
@@ -164,9 +166,9 @@ class AppriseNotifier(Notifier):
         try:
             errors = [e for e in result.logs() if (getattr(e, "level", 0) or 0) >= 30]
             if errors:
-                detail = ": " + render.redact(getattr(errors[-1], "message", errors[-1]),
-                                              self._urls)
-        except Exception:  # noqa: BLE001 - Apprise's log is a nicety; the failure stands without it
+                detail = ": " + redact_error(getattr(errors[-1], "message", errors[-1]),
+                                             self._urls)
+        except Exception:  # noqa: BLE001 - the log is a nicety; the failure stands without it
             pass
         names = ", ".join(render.one_line(n, 60) for n in failed)
         raise DeliveryError(f"apprise {self.name!r}: {len(failed)} of {len(self._urls)} "

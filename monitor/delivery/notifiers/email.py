@@ -25,6 +25,8 @@ from monitor.delivery.notifiers.base import Notifier
 from monitor.delivery.notifiers.render import Options, one_line
 from monitor.errors import DeliveryError
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
+from monitor.text.safe import UNSAFE_CHARS
 
 _ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+\.[^@\s<>()\[\],;:\\\"]+$")
 _MESSAGE_ID = re.compile(r"^<[^<>\s]{1,250}>$")
@@ -173,7 +175,7 @@ class EmailNotifier(Notifier):
     def _clean(self, text: Any) -> str:
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        return render.redact(text, self._secrets())
+        return redact_error(text, self._secrets())
 
     def _secrets(self) -> list[str]:
         """The password as it could come back in a server's echo of AUTH."""
@@ -288,7 +290,7 @@ def _address(opts: Options, key: str, value: Any) -> tuple[str, str]:
     """("Display Name", "addr@example.org") from one configured address."""
     if not isinstance(value, str) or not value.strip():
         raise opts.error(key, "must be an email address")
-    if render.UNSAFE_CHARS.search(value):
+    if UNSAFE_CHARS.search(value):
         raise opts.error(key, "must not contain control characters or line breaks")
     pairs = getaddresses([value])
     if len(pairs) != 1 or not _ADDR_SPEC.match(pairs[0][1]):

@@ -8,7 +8,6 @@ escapes for its own format. Nothing here escapes for a format itself.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -20,12 +19,7 @@ from monitor.errors import ConfigError
 from monitor.match.snippets import segments
 from monitor.models import AlertRecord
 from monitor.text import safe as textsafe
-
-# Every character str.splitlines() breaks on, every other control character,
-# and the invisible bidi/format controls that can disguise text.
-UNSAFE_CHARS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-)
+from monitor.text.safe import UNSAFE_CHARS
 
 
 def one_line(text: Any, limit: int = 300) -> str:
@@ -120,20 +114,6 @@ def group_by_story(alerts: Iterable[AlertRecord]) -> list[list[AlertRecord]]:
     for alert in alerts:
         groups.setdefault(alert.story_id, []).append(alert)
     return list(groups.values())
-
-
-# --- error text -------------------------------------------------------------
-
-_URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
-
-
-def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
-    """A lower library's error text, fit to put in our own message: secrets and
-    anything URL-shaped removed (a webhook URL is itself a secret), one line."""
-    text = str(text)
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "<redacted>")
-    return one_line(_URLISH.sub("<url>", text), 300)
 
 
 # --- option checking (shared by the notifiers' from_config) -----------------

@@ -22,6 +22,7 @@ from monitor.delivery.notifiers.render import Options, one_line
 from monitor.delivery.notifiers.webhook import post_once
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
 
 DEFAULT_API_BASE = "https://slack.com/api"
 _MAX_BLOCKS = 50           # Slack's limit per message
@@ -204,7 +205,7 @@ class SlackNotifier(Notifier):
             raise DeliveryError(f"{self._where}: Slack's answer is not a JSON object",
                                 permanent=False)
         if not answer.get("ok"):
-            error = render.redact(answer.get("error") or "unknown_error", [self._token])[:100]
+            error = redact_error(answer.get("error") or "unknown_error", [self._token])[:100]
             transient = error in _TRANSIENT_ERRORS
             retry_after = getattr(response, "retry_after", None) if transient else None
             raise DeliveryError(f"{self._where}: Slack refused the message: {error}",

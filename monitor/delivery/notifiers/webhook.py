@@ -37,6 +37,8 @@ from monitor.errors import (
     TooManyRedirects,
 )
 from monitor.models import AlertRecord
+from monitor.redaction import redact_error
+from monitor.text.safe import UNSAFE_CHARS
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -82,7 +84,7 @@ def _fetch_failure(exc: Exception, *, where: str, timeout: float,
         return DeliveryError(f"{where}: no answer within {timeout:g} s", permanent=False)
     # A refused address or a redirect loop will not go away by retrying.
     permanent = isinstance(exc, (BlockedAddress, TooManyRedirects))
-    return DeliveryError(f"{where}: {type(exc).__name__}: {render.redact(exc, secrets)}",
+    return DeliveryError(f"{where}: {type(exc).__name__}: {redact_error(exc, secrets)}",
                          permanent=permanent)
 
 
@@ -123,7 +125,7 @@ class WebhookNotifier(Notifier):
             if key.lower() in _RESERVED_HEADERS:
                 raise opts.error("headers", f"{key!r} is set by the notifier itself")
             # Values are not echoed: they often carry credentials.
-            if not isinstance(value, str) or render.UNSAFE_CHARS.search(value):
+            if not isinstance(value, str) or UNSAFE_CHARS.search(value):
                 raise opts.error("headers", f"the value of {key!r} must be a string "
                                             "without control characters")
         return cls(name, http=http, url=opts.url("url"), secret=opts.string("secret"),

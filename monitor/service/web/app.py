@@ -45,10 +45,10 @@ from starlette.staticfiles import StaticFiles
 from monitor.config import Config
 from monitor.dedup import fingerprint
 from monitor.errors import FetchError, MonitorError, QueryError
-from monitor.logs import redactor
 from monitor.match.query import Document, compile_query
 from monitor.match.rulecheck import Article
 from monitor.match.snippets import segments
+from monitor.redaction import redactor
 from monitor.runtime import fetch_policy
 from monitor.service.web import views
 from monitor.service.web.feeds import atom_feed
@@ -63,6 +63,7 @@ from monitor.service.web.security import (
     same_origin,
 )
 from monitor.sources.fetch import Fetcher
+from monitor.text.dates import parse_iso
 from monitor.text.extract import extract_article
 from storage.base import AlertRow, Store
 from storage.boundary import async_store
@@ -216,7 +217,7 @@ class Web:
         if not value:
             return None
         when, _, alert_id = value.partition("~")
-        parsed = views.parse_iso(when)
+        parsed = parse_iso(when)
         if parsed is None or not alert_id:
             raise HTTPException(400, "bad paging cursor")
         return parsed, alert_id
@@ -466,7 +467,7 @@ class Web:
             raise HTTPException(400, f"limit: expected 1 to {API_MAX_LIMIT}")
         since = None
         if params.get("since"):
-            since = views.parse_iso(params["since"])
+            since = parse_iso(params["since"])
             if since is None:
                 raise HTTPException(400, "since: expected an ISO 8601 date or time")
         before = self._cursor(params.get("before"))

@@ -15,7 +15,8 @@ from feedgen.feed import FeedGenerator
 from markupsafe import Markup, escape
 
 from monitor.match.snippets import segments
-from monitor.service.web.views import parse_iso, safe_link
+from monitor.service.web.views import safe_link
+from monitor.text.dates import parse_iso
 from storage.base import AlertRow
 
 # What XML 1.0 cannot carry at all (its Char production): a hostile title with a

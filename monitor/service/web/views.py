@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from monitor.match.snippets import segments
+from monitor.text.dates import parse_iso
 from monitor.text.safe import strip_unsafe
 from storage.base import AlertRow, SourceState, StoredArticle
 
@@ -38,16 +39,6 @@ def local_time(value: datetime | None, tz: ZoneInfo) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
