@@ -14,9 +14,12 @@ import gc
 import logging
 import multiprocessing
 import os
+import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import util as mp_util
 from typing import Any
 
 from monitor.logs import LogSettings, current_settings, setup_worker_logging
@@ -25,6 +28,8 @@ log = logging.getLogger("monitor.workers")
 
 # What the workers run, imported once by the fork server: the parsers, the
 # extractor, and the fingerprints and rules of ``process`` (never the orchestrator).
+# How long a stop waits for the fork server to exit by itself before killing it.
+FORK_SERVER_GRACE = 2.0
 PRELOAD = ["monitor.pipeline.parse", "monitor.text.extract", "monitor.pipeline.process"]
 
 
@@ -178,7 +183,6 @@ def _start_fork_server() -> None:
     decides how to stop, and shuts the pool down. Only the main thread may change
     a signal's handler; elsewhere each worker's initializer does it (a worker
     started at the moment of a Ctrl-C may then still see it)."""
-    import signal
     import threading
     from multiprocessing import forkserver
 
@@ -193,7 +197,6 @@ def _start_fork_server() -> None:
 
 
 def _init_worker(owner: int, logging_settings: LogSettings) -> None:
-    import signal
 
     # Ctrl-C reaches the whole process group: the daemon stops the pool itself, and a
     # worker's KeyboardInterrupt traceback would only litter the log.
@@ -208,9 +211,7 @@ def _die_with_parent(owner: int) -> None:
     the daemon, and hold the fork server alive themselves: so each one watches the
     daemon's pid (and, on Linux, also dies with its direct parent). It ignores
     Ctrl-C (see _start_fork_server)."""
-    import signal
     import threading
-    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -235,6 +236,10 @@ def _die_with_parent(owner: int) -> None:
         pass
 
 
+# Processes whose fork server had to be killed (see _stop_fork_server).
+_killed_workers: set[int] = set()
+
+
 def _stop_helpers() -> None:
     """Stop and reap the fork server and the resource tracker, which multiprocessing
     otherwise leaves to notice the end of the process on their own: they would outlive
@@ -245,10 +250,43 @@ def _stop_helpers() -> None:
     try:
         from multiprocessing import forkserver, resource_tracker
 
-        forkserver._forkserver._stop()  # type: ignore[attr-defined]
-        resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+        if not _stop_fork_server(forkserver._forkserver):
+            _killed_workers.add(os.getpid())
+        # Workers killed with the fork server leave the pool's semaphores registered:
+        # the tracker, stopped now, would warn of leaks; it exits with the process instead.
+        if os.getpid() not in _killed_workers:
+            resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ChildProcessError) as exc:
         log.debug("worker helpers not stopped: %s", exc.__class__.__name__)
+
+
+def _stop_fork_server(server: Any, grace: float = FORK_SERVER_GRACE) -> bool:
+    """What ``ForkServer._stop`` does, without waiting for ever. The fork server
+    exits once every process holding its "alive" pipe is gone, and each worker it
+    forked holds one. A worker the pool started while it was being stopped at once
+    (an interrupt) waits on its queue for ever, and the fork server with it: after
+    ``grace`` seconds the fork server is killed, and its workers die with it
+    (``PR_SET_PDEATHSIG`` in ``_die_with_parent``). False when it had to be killed."""
+    with server._lock:
+        pid = server._forkserver_pid
+        if pid is None:
+            return True
+        clean = True
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+        deadline = time.monotonic() + grace
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                clean = False
+                break
+            time.sleep(0.02)
+        server._forkserver_pid = None
+        if not mp_util.is_abstract_socket_namespace(server._forkserver_address):
+            os.unlink(server._forkserver_address)
+        server._forkserver_address = None
+        return clean
 
 
 def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
