@@ -26,10 +26,10 @@ from monitor.logs import LogSettings, current_settings, setup_worker_logging
 
 log = logging.getLogger("monitor.workers")
 
-# What the workers run, imported once by the fork server: the parsers, the
-# extractor, and the fingerprints and rules of ``process`` (never the orchestrator).
 # How long a stop waits for the fork server to exit by itself before killing it.
 FORK_SERVER_GRACE = 2.0
+# What the workers run, imported once by the fork server: the parsers, the
+# extractor, and the fingerprints and rules of ``process`` (never the orchestrator).
 PRELOAD = ["monitor.pipeline.parse", "monitor.text.extract", "monitor.pipeline.process"]
 
 
@@ -236,8 +236,9 @@ def _die_with_parent(owner: int) -> None:
         pass
 
 
-# Processes whose fork server had to be killed (see _stop_fork_server).
-_killed_workers: set[int] = set()
+# Set once a fork server had to be killed (see _stop_fork_server): the resource
+# tracker is then left to exit with the process.
+_tracker_left = False
 
 
 def _stop_helpers() -> None:
@@ -247,14 +248,14 @@ def _stop_helpers() -> None:
     the fork server, would never be charged to the run (``time``, cgroups and process
     accounting would miss it). Private interfaces, hence the guard: without them the
     helpers still exit by themselves, only unaccounted."""
+    global _tracker_left
     try:
         from multiprocessing import forkserver, resource_tracker
 
-        if not _stop_fork_server(forkserver._forkserver):
-            _killed_workers.add(os.getpid())
         # Workers killed with the fork server leave the pool's semaphores registered:
         # the tracker, stopped now, would warn of leaks; it exits with the process instead.
-        if os.getpid() not in _killed_workers:
+        _tracker_left = not _stop_fork_server(forkserver._forkserver) or _tracker_left
+        if not _tracker_left:
             resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ChildProcessError) as exc:
         log.debug("worker helpers not stopped: %s", exc.__class__.__name__)
