@@ -309,12 +309,17 @@ class Web:
                     fingerprint.signature_from_bytes(signatures[original.id])), 2)
         return articles, alerts, muted, similarity
 
-    async def story_page(self, request: Request) -> Response:
-        story_id = request.path_params["story_id"]
+    async def _story_or_404(self, story_id: str):
+        """The story's articles, alerts, mute and similarities (``_story``), read on
+        the store's thread; a 404 for a story the store does not know."""
         story = await self.db.call(self._story, story_id)
         if story is None:
             raise HTTPException(404, "no such story")
-        articles, alerts, muted, similarity = story
+        return story
+
+    async def story_page(self, request: Request) -> Response:
+        story_id = request.path_params["story_id"]
+        articles, alerts, muted, similarity = await self._story_or_404(story_id)
         return self.page(request, "story.html", story_id=story_id,
                          articles=views.story_articles(articles, similarity, self.tz),
                          alerts=[views.alert_view(a, self.tz, muted_story=False)
@@ -484,10 +489,7 @@ class Web:
 
     async def api_story(self, request: Request) -> Response:
         story_id = request.path_params["story_id"]
-        story = await self.db.call(self._story, story_id)
-        if story is None:
-            raise HTTPException(404, "no such story")
-        articles, alerts, muted, similarity = story
+        articles, alerts, muted, similarity = await self._story_or_404(story_id)
         return self._json({
             "story_id": story_id, "muted": muted is not None,
             "muted_at": muted.isoformat() if muted else None,
