@@ -132,7 +132,11 @@ class Runtime:
         the jobs running); the runtime's exit then leaves them alone."""
         if self._workers is not None:
             workers, self._workers = self._workers, None
-            workers.close(now=now)
+            if now:
+                # Nobody waits for the results of the jobs still running.
+                workers.close(now=True)
+            # Once more, to stop the pool's helpers after a pool stopped at once.
+            workers.close()
 
     def _need_async(self, part: str) -> None:
         if not self._async:
@@ -176,13 +180,7 @@ class Runtime:
 
     def _close_workers(self, *, interrupted: bool) -> None:
         self._notifiers = self._http = self._pipeline = None
-        if self._workers is not None:
-            workers, self._workers = self._workers, None
-            if interrupted:
-                # Nobody waits for the results of the jobs still running.
-                workers.close(now=True)
-            # Once more, to stop the pool's helpers after a pool stopped at once.
-            workers.close()
+        self.close_workers(now=interrupted)
 
     def _take_stores(self) -> list[Store]:
         """The stores opened, newest first, forgotten by the runtime."""
