@@ -65,10 +65,10 @@ def main() -> int:
             doc = Document.build(title=article.title, text=article.text, source=name,
                                  url=article.url)
             t2 = clock()
-            ruleset.match(doc)
+            matches = ruleset.match(doc)
             t3 = clock()
-            fp = Fingerprints.of(article, " ".join(doc.fields["text"].norms),
-                                 " ".join(doc.fields["title"].norms))
+            fp = Fingerprints.of_tokens(article, doc.fields["title"].norms,
+                                        doc.fields["text"].norms, story=bool(matches))
             t4 = clock()
             with store.exclusive() as tx:
                 verdict = ingest(tx, article, fp, aliases=[], now=now)

@@ -231,3 +231,25 @@ def test_notices_at_one_moment_are_each_recorded_for_the_health_channels(store):
         alert = stored[notice.alert_id]
         assert alert.record == notice.record().to_dict()
         assert [(d.notifier, d.state) for d in alert.deliveries] == [("archive", "pending")]
+
+
+def test_only_an_article_that_matches_a_rule_is_given_a_story():
+    from monitor.models import Article
+    from monitor.pipeline.process import analyse
+    rules = (("summit", "Kishida NEAR/5 summit"),)
+    words = " ".join(f"word{i}" for i in range(60))
+    on_topic = analyse(Article(url="https://a.test/1", title="Kishida seeks a summit",
+                               text=f"Kishida said a summit was possible. {words}",
+                               source="wire"), rules)
+    off_topic = analyse(Article(url="https://a.test/2", title="Rain in Osaka",
+                                text=f"Heavy rain is expected. {words}", source="wire"), rules)
+    assert list(on_topic.matches) == ["summit"]
+    assert on_topic.fingerprints.story_signature is not None
+    assert len(on_topic.fingerprints.story_band_keys) == 64
+    # No rule matched: no story look-up, but still every dedup layer of its own.
+    assert off_topic.matches == {}
+    assert off_topic.fingerprints.story_signature is None
+    assert off_topic.fingerprints.story_band_keys == []
+    assert off_topic.fingerprints.signature is not None
+    assert len(off_topic.fingerprints.band_keys) == 32
+    assert off_topic.fingerprints.content_hash != on_topic.fingerprints.content_hash

@@ -96,7 +96,8 @@ __all__ = [
     "signature_from_bytes", "band_keys", "similarity", "is_near_duplicate",
     "STORY_NUM_PERM", "STORY_BANDS", "STORY_ROWS", "STORY_LEDE_WORDS",
     "STORY_THRESHOLD", "STORY_WINDOW",
-    "story_units", "story_signature", "story_band_keys", "story_similarity", "same_story",
+    "story_units", "story_units_of_tokens", "story_signature", "story_signature_of_tokens",
+    "story_band_keys", "story_similarity", "same_story",
 ]
 
 NUM_PERM = 128
@@ -241,11 +242,16 @@ def _pieces(normalised_text: str) -> tuple[list[list[str]], list[str]]:
     tokens = normalised_text.split()
     if normalised_text.isascii():
         return ([tokens] if tokens else []), []
+    return _runs(tokens)
+
+
+def _runs(tokens: list[str]) -> tuple[list[list[str]], list[str]]:
+    """``_pieces`` of text already split into its normalised tokens."""
     word_runs: list[list[str]] = []
     cjk_runs: list[str] = []
     words: list[str] = []
     for token in tokens:
-        if is_cjk_char(token[0]):
+        if not token.isascii() and is_cjk_char(token[0]):
             if words:
                 word_runs.append(words)
                 words = []
@@ -366,15 +372,21 @@ def story_units(title: str, text: str) -> set[str]:
     """
     # Only the lede is used, so only a generous prefix of the text is normalised.
     lede = (text or "")[:STORY_LEDE_WORDS * 20]
-    return (_content_units(normalise(title or ""), None)
-            | _content_units(normalise(lede), STORY_LEDE_WORDS))
+    return story_units_of_tokens(normalise(title or "").split(), normalise(lede).split())
 
 
-def _content_units(normalised: str, max_words: int | None) -> set[str]:
-    tokens = normalised.split()
+def story_units_of_tokens(title: list[str], text: list[str]) -> set[str]:
+    """``story_units`` of a headline and a text already normalised and split into
+    their tokens (``Field.norms``), so that nothing is tokenised twice. The same
+    units, unless the text's first 100 words run past its first 2,000 characters,
+    where ``story_units`` cuts the raw text."""
+    return _content_units(title, None) | _content_units(text, STORY_LEDE_WORDS)
+
+
+def _content_units(tokens: list[str], max_words: int | None) -> set[str]:
     if max_words is not None:
         tokens = _lede(tokens, max_words)
-    word_runs, cjk_runs = _pieces(" ".join(tokens))
+    word_runs, cjk_runs = _runs(tokens)
     units = {w for run in word_runs for w in run
              if len(w) > 1 and w not in _STOPWORDS and not w.isdigit()}
     for run in cjk_runs:
@@ -389,7 +401,9 @@ def _lede(tokens: list[str], max_words: int) -> list[str]:
     out: list[str] = []
     budget = max_words
     for token in tokens:
-        cjk = is_cjk_char(token[0])
+        if budget <= 0:
+            break
+        cjk = not token.isascii() and is_cjk_char(token[0])
         cost = max(1, len(token) // 2) if cjk else 1
         if cost > budget:
             if budget > 0 and cjk:
@@ -403,6 +417,11 @@ def _lede(tokens: list[str], max_words: int) -> list[str]:
 def story_signature(title: str, text: str) -> Signature:
     """MinHash (STORY_NUM_PERM) of ``story_units(title, text)``; empty if none."""
     return _minhash(story_units(title, text), _STORY_PERM)
+
+
+def story_signature_of_tokens(title: list[str], text: list[str]) -> Signature:
+    """``story_signature`` from the normalised tokens (``story_units_of_tokens``)."""
+    return _minhash(story_units_of_tokens(title, text), _STORY_PERM)
 
 
 def story_band_keys(sig: Signature) -> list[int]:

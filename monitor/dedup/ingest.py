@@ -48,8 +48,24 @@ class Fingerprints:
         there is no text) and title, when the caller has them already."""
         norm = normalised if normalised is not None else normalise(article.text or article.title)
         title = normalised_title if normalised_title is not None else normalise(article.title)
+        return cls._make(article, norm, title,
+                         fingerprint.story_signature(article.title, article.text))
+
+    @classmethod
+    def of_tokens(cls, article: Article, title: list[str], text: list[str], *,
+                  story: bool = True) -> Fingerprints:
+        """The fingerprints of an article whose title and text are already tokenised
+        (``Field.norms``: the tokens ``normalise`` joins). ``story``: whether the
+        article needs a story (see ``monitor.pipeline.process``); without one it has
+        no story signature and is filed under no story band."""
+        norm = " ".join(text if article.text else title)
+        return cls._make(article, norm, " ".join(title),
+                         fingerprint.story_signature_of_tokens(title, text) if story else None)
+
+    @classmethod
+    def _make(cls, article: Article, norm: str, title: str,
+              story: fingerprint.Signature | None) -> Fingerprints:
         sig = fingerprint.signature(norm) if norm else None
-        story = fingerprint.story_signature(article.title, article.text)
         return cls(
             words=norm.count(" ") + 1 if norm else 0,
             search_text=f"{title} {norm}" if article.text else norm,

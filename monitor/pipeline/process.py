@@ -22,12 +22,19 @@ class Analysis:
 
 
 def analyse(article: Article, rules: RuleTexts) -> Analysis:
-    """Fingerprints and rule matches of one article."""
+    """Fingerprints and rule matches of one article.
+
+    The text is tokenised once, for the rules and the fingerprints. Only an article
+    that matches a rule is given a story signature and looked up among the stories
+    (``monitor.dedup.ingest``): stories thread and digest alerts, and the story
+    look-up is the dearest part of storing an article, so the many articles that
+    raise no alert skip it. Every article still gets its exact hash and its
+    near-duplicate signature: a copy of any article already stored raises no alert.
+    """
     doc = Document.build(title=article.title, text=article.text, source=article.source,
                          url=article.url)
     matches = compiled(rules).match(doc)
-    # The text is tokenised once: its normalised form comes from the same tokens.
-    fingerprinted = "text" if article.text else "title"
-    normalised = " ".join(doc.fields[fingerprinted].norms)
-    return Analysis(Fingerprints.of(article, normalised, " ".join(doc.fields["title"].norms)),
+    fingerprints = Fingerprints.of_tokens(article, doc.fields["title"].norms,
+                                          doc.fields["text"].norms, story=bool(matches))
+    return Analysis(fingerprints,
                     {rule: (m.words, *m.highlighted()) for rule, m in matches.items()})
