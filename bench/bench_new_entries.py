@@ -10,6 +10,13 @@ counts. Each repeat measures the bare loop and ``check-now`` on a fresh store, b
 to back; the figures are medians. Peak RSS is the process's high-water mark
 (``ru_maxrss``) and, with a pool, the largest child's.
 
+``--py-spy OUT`` runs one extra pass under py-spy, across threads and the worker
+processes, and writes its raw stacks to OUT (``bench/spy_summary.py OUT`` sums them).
+
+``--isolated`` runs each check-now in a child process and samples the resident memory
+of its whole process tree (this process holds the generated feeds, so its own peak is
+not the monitor's).
+
 ``--profile`` runs one extra pass under pyinstrument with ``workers = 1`` (so every
 step is in this process) and writes ``bench/profiles/new_entries.txt`` (the call
 tree) and prints the top functions by self time.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import resource
 import shutil
@@ -118,6 +126,13 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--templated", action="store_true")
+    ap.add_argument("--isolated", action="store_true",
+                    help="run each check-now in a process of its own and sample the memory"
+                         " of its whole process tree (main, fork server, workers), apart"
+                         " from this process, which holds the generated feeds")
+    ap.add_argument("--py-spy", metavar="OUT", type=Path,
+                    help="one extra pass under py-spy (threads and worker processes),"
+                         " its raw collapsed stacks written to OUT")
     args = ap.parse_args()
 
     header("bench_new_entries: first pass, every entry new, vs bare httpx+feedparser")
@@ -132,14 +147,18 @@ def main() -> int:
         urls = [srv.url(path, i) for i, path in enumerate(routes)]
         sources = [{"name": f"f{i:05d}", "kind": "feed", "url": u, "fetch_articles": False}
                    for i, u in enumerate(urls)]
-        for run in range(args.repeat + (1 if args.profile else 0)):
-            profiling = args.profile and run == args.repeat
+        for run in range(args.repeat + (1 if args.profile or args.py_spy else 0)):
+            profiling = bool(args.profile or args.py_spy) and run == args.repeat
             tmp = Path(tempfile.mkdtemp(prefix="bench-new-"))
             try:
                 config = write_config(tmp / "monitor.toml", sources,
                                       f"sqlite:///{tmp / 'monitor.db'}",
                                       concurrency=args.concurrency,
-                                      workers=1 if profiling else args.workers)
+                                      workers=1 if profiling and args.profile
+                                      else args.workers)
+                if profiling and args.py_spy:
+                    spy(config, args.py_spy)
+                    continue
                 if profiling:
                     profile(config)
                     continue
@@ -147,14 +166,21 @@ def main() -> int:
                 entries = asyncio.run(bare_loop(urls, args.concurrency))
                 bare_cpu, bare_wall = cpu() - c0, time.perf_counter() - w0
                 c0, w0 = cpu(), time.perf_counter()
-                _, code, summary = check_now(config)
+                tree_peak = single_peak = 0.0
+                if args.isolated:
+                    code, summary, tree_peak, single_peak = check_now_isolated(config)
+                else:
+                    _, code, summary = check_now(config)
                 ours_cpu, ours_wall = cpu() - c0, time.perf_counter() - w0
                 new = summary.get("new_articles") or 0
                 runs.append({"bare_cpu": bare_cpu, "bare_wall": bare_wall, "cpu": ours_cpu,
-                             "wall": ours_wall, "entries": entries, "new": new, "code": code})
+                             "wall": ours_wall, "entries": entries, "new": new, "code": code,
+                             "tree_peak_rss_mb": tree_peak, "process_peak_rss_mb": single_peak})
                 print(f"   run {run + 1}: bare {bare_cpu:7.2f} CPU s ({bare_wall:6.2f} wall),"
                       f" check-now {ours_cpu:7.2f} CPU s ({ours_wall:6.2f} wall),"
-                      f" {entries} entries, {new} new, ratio {ours_cpu / bare_cpu:.2f}x")
+                      f" {entries} entries, {new} new, ratio {ours_cpu / bare_cpu:.2f}x"
+                      + (f"; peak RSS of check-now's processes together {tree_peak:.0f} MB,"
+                         f" largest one {single_peak:.0f} MB" if args.isolated else ""))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     if not runs:
@@ -176,6 +202,54 @@ def main() -> int:
                          "own_ms_per_entry": own_ms, "peak_rss_mb": peak_self,
                          "peak_child_rss_mb": peak_child, "met": ratio <= 3.0})
     return 0
+
+
+def _tree_rss_mb(root: int) -> tuple[float, float]:
+    """(sum, largest) resident set of ``root`` and its descendants, from /proc."""
+    page = os.sysconf("SC_PAGE_SIZE") / 1e6
+    todo, sizes = [root], []
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                sizes.append(int(f.read().split()[1]) * page)
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue                 # the process ended meanwhile
+    return sum(sizes), max(sizes, default=0.0)
+
+
+def check_now_isolated(config: Path) -> tuple[int, dict, float, float]:
+    """check-now in a child process, its process tree's memory sampled every 0.2 s:
+    (exit code, summary, peak of the tree's total RSS, peak of one process's RSS).
+    Its CPU, and its workers', reach this process's RUSAGE_CHILDREN when it is reaped."""
+    import json
+    import subprocess
+    once = Path(__file__).resolve().parent / "_check_now_once.py"
+    proc = subprocess.Popen([sys.executable, str(once), str(config), "--json"],
+                            stdout=subprocess.PIPE, text=True)
+    tree = single = 0.0
+    while proc.poll() is None:
+        total, largest = _tree_rss_mb(proc.pid)
+        tree, single = max(tree, total), max(single, largest)
+        time.sleep(0.2)
+    out = (proc.stdout.read() if proc.stdout else "").strip().splitlines()
+    summary = json.loads(out[-1]) if out and out[-1].startswith("{") else {}
+    return proc.returncode, summary, tree, single
+
+
+def spy(config: Path, out: Path) -> None:
+    """check-now in a process of its own under py-spy, every thread and worker sampled;
+    ``bench/spy_summary.py OUT`` gives the self and inclusive shares."""
+    import subprocess
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    once = Path(__file__).resolve().parent / "_check_now_once.py"
+    subprocess.run([str(spy_bin), "record", "--subprocesses", "--threads", "--rate", "50",
+                    "--format", "raw", "-o", str(out), "--", sys.executable, str(once),
+                    str(config)], check=True)
+    print(f"   py-spy profile: {out} (bench/spy_summary.py {out})")
 
 
 def profile(config: Path) -> None:
