@@ -1,7 +1,7 @@
 """The command line: ``python run_monitor.py [--config PATH] COMMAND`` (or ``news-monitor``).
 
 This module holds the parser and the dispatch; the commands live by topic in
-``poll`` (check-now, run, serve), ``rules`` (rules test, rules eval, search),
+``poll`` (check-now), ``serve`` (run, serve), ``rules`` (rules test, rules eval, search),
 ``sources``, ``alerts`` (alerts, stories, notify) and ``configure`` (validate,
 init); ``output`` holds the exit status and the printing helpers.
 
@@ -13,26 +13,12 @@ configuration error, with a message naming the file, key or rule.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from monitor.cli.alerts import (
-    cmd_alerts_list,
-    cmd_notify_test,
-    cmd_stories_mute,
-    cmd_stories_unmute,
-)
-from monitor.cli.configure import cmd_init, cmd_validate
 from monitor.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from monitor.cli.poll import cmd_check_now, cmd_run, cmd_serve
-from monitor.cli.rules import cmd_rules_eval, cmd_rules_test, cmd_search
-from monitor.cli.sources import (
-    cmd_sources_discover,
-    cmd_sources_export,
-    cmd_sources_import,
-    cmd_sources_list,
-)
 from monitor.config import DEFAULT_PATH, Config, load_config
 from monitor.errors import ConfigError, StorageError
 from monitor.logs import LOG_FORMATS, setup_logging
@@ -181,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         group.print_help()
         return EXIT_OK
     if args.command == "init":          # there is no configuration to load yet
+        from monitor.cli.configure import cmd_init
         return cmd_init(args)
     try:
         config = load_config(args.config)
@@ -196,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # only what went wrong.
     verbose = max(args.verbose, 1) if args.command == "run" else args.verbose
     setup_logging(verbose, secrets=config.secrets, log_format=args.log_format)
-    handler = COMMANDS[_command_key(args)]
+    handler = command(_command_key(args))
     try:
         return handler(config, args)
     except ConfigError as exc:
@@ -226,20 +213,29 @@ def _command_key(args: argparse.Namespace) -> str:
     return args.command
 
 
-COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
-    "validate": cmd_validate,
-    "check-now": cmd_check_now,
-    "run": cmd_run,
-    "serve": cmd_serve,
-    "stories mute": cmd_stories_mute,
-    "stories unmute": cmd_stories_unmute,
-    "rules test": cmd_rules_test,
-    "rules eval": cmd_rules_eval,
-    "sources list": cmd_sources_list,
-    "sources discover": cmd_sources_discover,
-    "sources import": cmd_sources_import,
-    "sources export": cmd_sources_export,
-    "alerts list": cmd_alerts_list,
-    "search": cmd_search,
-    "notify test": cmd_notify_test,
+#: Each command's handler, as "module:function" in monitor.cli: a command imports
+#: only what it needs (``validate`` and ``rules test`` never load the pipeline, the
+#: web page or the daemon's scheduler).
+COMMANDS: dict[str, str] = {
+    "validate": "configure:cmd_validate",
+    "check-now": "poll:cmd_check_now",
+    "run": "serve:cmd_run",
+    "serve": "serve:cmd_serve",
+    "stories mute": "alerts:cmd_stories_mute",
+    "stories unmute": "alerts:cmd_stories_unmute",
+    "rules test": "rules:cmd_rules_test",
+    "rules eval": "rules:cmd_rules_eval",
+    "sources list": "sources:cmd_sources_list",
+    "sources discover": "sources:cmd_sources_discover",
+    "sources import": "sources:cmd_sources_import",
+    "sources export": "sources:cmd_sources_export",
+    "alerts list": "alerts:cmd_alerts_list",
+    "search": "rules:cmd_search",
+    "notify test": "alerts:cmd_notify_test",
 }
+
+
+def command(key: str) -> Callable[[Config, argparse.Namespace], int]:
+    """The handler of a command (a key of ``COMMANDS``), its module imported now."""
+    module, _, name = COMMANDS[key].partition(":")
+    return getattr(importlib.import_module(f"monitor.cli.{module}"), name)

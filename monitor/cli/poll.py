@@ -1,16 +1,15 @@
-"""The commands that poll or serve: ``check-now``, ``run`` and ``serve``."""
+"""The one-off pass: ``check-now`` (``run`` and ``serve`` are in ``serve``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import signal
 import sys
 from datetime import UTC, datetime
 
 from monitor.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, console, safe
-from monitor.config import Config, SourceConfig, check_listen, split_listen
+from monitor.config import Config, SourceConfig
 from monitor.delivery.outbox import (
     deliver_due,
     deliver_pending,
@@ -21,8 +20,6 @@ from monitor.delivery.outbox import (
 from monitor.pipeline.orchestrator import RunSummary
 from monitor.redaction import redactor
 from monitor.runtime import Runtime
-from monitor.service.daemon import run_service
-from monitor.service.web import WebServer, bind, create_app
 
 
 def cmd_check_now(config: Config, args: argparse.Namespace) -> int:
@@ -146,59 +143,3 @@ def print_summary(summary: RunSummary, *, dry_run: bool) -> None:
               f"alerts: {summary.alerts}   delivered: {summary.delivered}   "
               f"failed deliveries: {summary.failed_deliveries}   "
               f"pending deliveries: {summary.pending_deliveries}")
-
-
-def http_address(config: Config, given: str | None) -> str | None:
-    """The address to serve the web page on, checked like [web] listen; None (with
-    the message printed) when it will not do."""
-    address = given or config.web.listen
-    try:
-        split_listen(address)
-        check_listen(address, config.web.token)
-    except ValueError as exc:
-        where = "--http" if given else f"configuration error: {config.path}: [web]: listen"
-        print(f"news-monitor: {'error: ' if given else ''}{where}: {exc}", file=sys.stderr)
-        return None
-    return address
-
-
-def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    address = None
-    if args.http is not None:
-        address = http_address(config, args.http)
-        if address is None:
-            return EXIT_USAGE
-    if args.tick <= 0:
-        print("news-monitor: error: --tick must be positive", file=sys.stderr)
-        return EXIT_USAGE
-    return run_service(config, http_address=address, tick=args.tick)
-
-
-def cmd_serve(config: Config, args: argparse.Namespace) -> int:
-    address = http_address(config, args.http)
-    if address is None:
-        return EXIT_USAGE
-    return asyncio.run(serve(config, address))
-
-
-async def serve(config: Config, address: str) -> int:
-    try:
-        sock = bind(address)
-    except OSError as exc:
-        print(f"news-monitor: cannot listen on {address}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_FAILED
-    async with Runtime(config) as runtime:
-        app = create_app(config, runtime.store)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        server = WebServer(app, sock)
-        try:
-            await server.start()
-            print(f"serving http://{server.address}/", file=sys.stderr, flush=True)
-            await stop.wait()
-        finally:
-            await server.stop()
-    return EXIT_OK
