@@ -146,3 +146,19 @@ def test_normalise_is_idempotent(text):
     once = normalise(text)
     assert normalise(once) == once
     assert [(t.norm, t.cjk) for t in tokenize(once)] == [(t.norm, t.cjk) for t in tokenize(text)]
+
+
+def test_the_shipped_character_classes_are_the_ones_this_unicode_database_gives():
+    # The tokeniser loads its classes from a file built per Unicode version, to
+    # spare every process the classification of every code point; a stale file
+    # would tokenise differently from the code that claims to define it.
+    import json
+    import unicodedata
+
+    from monitor.text import normalise as tn
+    shipped = json.loads(tn.PATTERNS_FILE.read_text(encoding="ascii"))
+    if unicodedata.unidata_version not in shipped:
+        pytest.skip(f"no classes shipped for Unicode {unicodedata.unidata_version}: "
+                    "run monitor.text.normalise.write_patterns()")
+    assert shipped[unicodedata.unidata_version] == tn.built_patterns()
+    assert tn._TOKEN_RE.pattern == shipped[unicodedata.unidata_version]["token"]

@@ -40,8 +40,10 @@ Pure functions, no I/O. Three things are exported:
 from __future__ import annotations
 
 import bisect
+import json
 import re
 import unicodedata
+from pathlib import Path
 from typing import NamedTuple
 
 __all__ = ["Token", "fold", "fold_word", "tokenize", "normalise", "is_cjk_char"]
@@ -260,8 +262,46 @@ def _build_token_re() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return token_re, re.compile(c)
 
 
+#: The three patterns ``_build_token_re`` makes, as built from each Unicode version
+#: they were generated for (``write_patterns``): classifying every code point costs
+#: about 0.1 s, paid by every process that imports this module (each command, the
+#: worker pool's fork server). A Python with another Unicode database builds its own
+#: at import; tests/test_textnorm.py checks the shipped ones against a fresh build.
+PATTERNS_FILE = Path(__file__).with_name("token_patterns.json")
+
+
+def built_patterns() -> dict[str, str]:
+    """The patterns classified from the running Python's Unicode database now."""
+    token_re, cjk_re = _build_token_re()
+    return {"token": token_re.pattern, "cjk": cjk_re.pattern, "ignorable": _IGNORABLE_RE.pattern}
+
+
+def write_patterns() -> None:
+    """Adds the running Unicode version's patterns to PATTERNS_FILE (run it with each
+    new Python: ``python -c 'from monitor.text.normalise import write_patterns;
+    write_patterns()'``)."""
+    try:
+        table = json.loads(PATTERNS_FILE.read_text(encoding="ascii"))
+    except OSError:
+        table = {}
+    table[unicodedata.unidata_version] = built_patterns()
+    PATTERNS_FILE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n",
+                             encoding="ascii")
+
+
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    try:
+        shipped = json.loads(PATTERNS_FILE.read_text(encoding="ascii"))[
+            unicodedata.unidata_version]
+        return (re.compile(shipped["token"]), re.compile(shipped["cjk"]),
+                re.compile(shipped["ignorable"]))
+    except (OSError, ValueError, KeyError, TypeError, re.error):
+        token_re, cjk_re = _build_token_re()
+        return token_re, cjk_re, _IGNORABLE_RE
+
+
 _IGNORABLE_RE: re.Pattern[str]
-_TOKEN_RE, _CJK_CHAR_RE = _build_token_re()
+_TOKEN_RE, _CJK_CHAR_RE, _IGNORABLE_RE = _patterns()
 
 
 def is_cjk_char(ch: str) -> bool:
