@@ -75,3 +75,68 @@ path = "data/alerts.jsonl"
     # An orphaned fork server or worker would have been handed to the reaper: none is,
     # so the run's own process accounted for every one of them.
     assert run["orphans"] == 0
+
+
+def _children_of_this_process() -> set[int]:
+    import os
+    pid = os.getpid()
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found.update(int(c) for c in f.read().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_jobs_run_in_threads_while_the_pool_starts_then_in_the_workers():
+    # The pool's start (the fork server importing the heavy modules) takes about a
+    # second: jobs asked for meanwhile are done here, in threads, instead of waiting.
+    import asyncio
+    import os
+    import time
+
+    from monitor.pipeline.workers import Workers
+
+    workers = Workers(2, start_after=1)
+    before = _children_of_this_process()
+
+    async def jobs() -> list[int]:
+        pids = [await workers.run(os.getpid)]
+        deadline = time.monotonic() + 60
+        while pids[-1] == os.getpid() and time.monotonic() < deadline:
+            pids.append(await workers.run(os.getpid))
+            await asyncio.sleep(0.01)
+        return pids
+
+    try:
+        pids = asyncio.run(jobs())
+    finally:
+        workers.close()
+    assert pids[0] == os.getpid()                 # the first job did not wait
+    assert pids[-1] != os.getpid()                # then the pool took over
+    started = _children_of_this_process() - before
+    assert not [pid for pid in started if _alive(pid)]
+
+
+def test_closing_while_the_pool_starts_leaves_no_process_behind():
+    import asyncio
+    import os
+
+    from monitor.pipeline.workers import Workers
+
+    workers = Workers(2, start_after=1)
+    before = _children_of_this_process()
+    assert asyncio.run(workers.run(os.getpid)) == os.getpid()
+    # The pool was still starting. As Runtime.close_workers does on an interrupt:
+    # the jobs are dropped, then the pool's helpers are stopped.
+    workers.close(now=True)
+    workers.close()
+    started = _children_of_this_process() - before
+    assert not [pid for pid in started if _alive(pid)]

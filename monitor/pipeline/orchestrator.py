@@ -26,7 +26,7 @@ from monitor.models import Article, Entry
 from monitor.pipeline import article as articles
 from monitor.pipeline.health import RECOVERED, HealthNotice, event_after_poll
 from monitor.pipeline.parse import Body, parse_source
-from monitor.pipeline.process import analyse
+from monitor.pipeline.process import Analysis, analyse, analyse_all
 from monitor.pipeline.recording import GroupCommit, ReadyArticle, Recorded, Recorder
 from monitor.pipeline.report import RunSummary, SourceResult
 from monitor.pipeline.routing import Routing
@@ -49,6 +49,9 @@ log = logging.getLogger("monitor.pipeline")
 MAX_CHILD_SITEMAPS = 3
 # New entries taken from one source in one pass (the rest wait for the next pass).
 MAX_NEW_ENTRIES = 200
+# Entries that carry their own text, analysed in one worker job: few round trips,
+# and still enough jobs for every core when one source brings many.
+ANALYSE_BATCH = 32
 
 
 class Pipeline:
@@ -246,9 +249,12 @@ class Pipeline:
         self.on_progress(source.name, f"{len(fresh)} new entries")
         # Every entry's work ends before the poll does (none runs on unseen), and the
         # first failure (the store went away) is the poll's.
-        outcomes = await asyncio.gather(
-            *(self._process_entry(source, e, ks, result) for e, ks in fresh),
-            return_exceptions=True)
+        if source.fetch_articles:
+            work = [self._process_entry(source, e, ks, result) for e, ks in fresh]
+        else:
+            work = [self._process_feed_texts(source, fresh[i:i + ANALYSE_BATCH], result)
+                    for i in range(0, len(fresh), ANALYSE_BATCH)]
+        outcomes = await asyncio.gather(*work, return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -287,6 +293,42 @@ class Pipeline:
         if article is None:
             return
         analysis = await self.workers.run(analyse, article, self.rules[source.name])
+        await self._store_article(source, article, aliases, keys, analysis, result)
+
+    async def _process_feed_texts(self, source: SourceConfig,
+                                  fresh: list[tuple[Entry, list[str]]],
+                                  result: SourceResult) -> None:
+        """Entries whose article is their own text (no page is fetched): analysed
+        together, in one job, then recorded each as it would be alone."""
+        try:
+            todo: list[tuple[Article, list[str]]] = []
+            for entry, keys in fresh:
+                try:
+                    article = articles.assemble(source.name, entry, keys[0], None)
+                except Exception:  # noqa: BLE001 - one entry's failure costs that entry only
+                    log.exception("source %s: entry %s", source.name, keys[0],
+                                  extra={"source": source.name, "article": keys[0],
+                                         "event": "error"})
+                    result.article_errors += 1
+                    continue
+                if article is not None:
+                    todo.append((article, keys))
+            analyses = (await self.workers.run(analyse_all, [a for a, _ in todo],
+                                               self.rules[source.name]) if todo else [])
+            stored = await asyncio.gather(
+                *(self._store_article(source, article, [], ks, analysis, result)
+                  for (article, ks), analysis in zip(todo, analyses, strict=True)),
+                return_exceptions=True)
+            for outcome in stored:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        finally:
+            for _ in fresh:
+                self.on_progress(source.name, "article")
+
+    async def _store_article(self, source: SourceConfig, article: Article, aliases: list[str],
+                             keys: list[str], analysis: Analysis,
+                             result: SourceResult) -> None:
         recorded: Recorded = await self._group_commit.submit(ReadyArticle(
             source.name, article, aliases, keys, analysis, self.now()))
         verdict, records = recorded

@@ -2,8 +2,9 @@
 
 A pass with little work runs them in a thread, which costs nothing to start; once
 a pass has enough of them to pay for it, a pool of processes sized to the cores
-takes over, so that parsing and extraction use every core and the event loop
-only waits. Workers are started with ``forkserver`` and import the heavy
+is started in the background (jobs keep running in threads meanwhile) and takes
+over when it is ready, so that parsing and extraction use every core and the
+event loop only waits. Workers are started with ``forkserver`` and import the heavy
 modules once.
 """
 
@@ -15,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -41,7 +43,7 @@ class Workers:
         self.start_after = start_after
         self._jobs = 0
         self._pool: ProcessPoolExecutor | None = None
-        self._starting = asyncio.Lock()
+        self._starter: threading.Thread | None = None
         self._started = False
 
     def _start_pool(self) -> ProcessPoolExecutor:
@@ -51,31 +53,44 @@ class Workers:
         pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
                                    initializer=_init_worker,
                                    initargs=(os.getpid(), current_settings()))
-        # The first job starts the fork server, which imports the heavy modules
-        # (about a second): done here, in a thread, the event loop never waits on it.
+        # The first job starts a worker, which waits for the fork server's imports of
+        # the heavy modules (about a second): jobs go to threads until it answers.
         pool.submit(_call, int, (), {}).result()
         return pool
 
-    async def _ensure_pool(self) -> ProcessPoolExecutor | None:
+    def _start_in_background(self) -> None:
+        try:
+            self._pool = self._start_pool()
+        except Exception as exc:  # noqa: BLE001 - any failure to start means threads
+            # No pool (a frozen or embedded interpreter, no /dev/shm...): the work
+            # still gets done, in threads.
+            log.warning("cannot start worker processes (%s); working in threads",
+                        exc.__class__.__name__)
+            self.processes = 1
+
+    def _ensure_pool(self) -> ProcessPoolExecutor | None:
+        """The pool, once it is ready; None before (the job runs in a thread). The
+        pool is started in the background once enough jobs were asked for, so that
+        no job waits for its start."""
         if self.processes <= 1 or self._jobs < self.start_after:
             return self._pool
-        async with self._starting:
-            if self._pool is None and self.processes > 1:
-                try:
-                    _start_fork_server()
-                    self._pool = await asyncio.to_thread(self._start_pool)
-                except Exception as exc:  # noqa: BLE001 - any failure to start means threads
-                    # No pool (a frozen or embedded interpreter, no /dev/shm...): the
-                    # work still gets done, in threads.
-                    log.warning("cannot start worker processes (%s); working in threads",
-                                exc.__class__.__name__)
-                    self.processes = 1
+        if self._pool is None and (self._starter is None or not self._starter.is_alive()):
+            try:
+                _start_fork_server()
+            except Exception as exc:  # noqa: BLE001 - any failure to start means threads
+                log.warning("cannot start worker processes (%s); working in threads",
+                            exc.__class__.__name__)
+                self.processes = 1
+                return None
+            self._starter = threading.Thread(target=self._start_in_background,
+                                             name="worker-pool-start", daemon=True)
+            self._starter.start()
         return self._pool
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in a worker; ``fn`` must be a module-level function."""
         self._jobs += 1
-        pool = await self._ensure_pool()
+        pool = self._ensure_pool()
         if pool is None:
             return await asyncio.to_thread(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
@@ -85,14 +100,19 @@ class Workers:
             # A worker died (out of memory on a hostile page, say): that job is
             # lost, the pool is replaced, the pass goes on.
             log.warning("a worker process died; restarting the pool")
-            self._pool = None
+            if self._pool is pool:
+                self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
     def close(self, *, now: bool = False) -> None:
         """Shut the pool down: after the jobs running finish, or, ``now`` (a stop, an
         interrupt: nobody waits for their results), at once. Then the fork server
-        and the resource tracker are stopped and reaped too (``_stop_helpers``)."""
+        and the resource tracker are stopped and reaped too (``_stop_helpers``). A
+        pool still starting is waited for first (about a second), then closed."""
+        starter, self._starter = self._starter, None
+        if starter is not None:
+            starter.join()
         if self._pool is None:
             if self._started:
                 # A pool closed at once earlier may still hold semaphores: collected
@@ -138,7 +158,6 @@ def _quiet_broken_pool_race() -> None:
     exception on every pending job, cancelled ones too, and dies of the
     InvalidStateError that raises (fixed in later Pythons). Nobody waits for those
     jobs after a stop, so that one error is not reported as a crash."""
-    import threading
 
     previous = threading.excepthook
     if getattr(previous, "_quiets_broken_pool", False):
@@ -183,7 +202,6 @@ def _start_fork_server() -> None:
     decides how to stop, and shuts the pool down. Only the main thread may change
     a signal's handler; elsewhere each worker's initializer does it (a worker
     started at the moment of a Ctrl-C may then still see it)."""
-    import threading
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
@@ -211,7 +229,6 @@ def _die_with_parent(owner: int) -> None:
     the daemon, and hold the fork server alive themselves: so each one watches the
     daemon's pid (and, on Linux, also dies with its direct parent). It ignores
     Ctrl-C (see _start_fork_server)."""
-    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
