@@ -68,8 +68,9 @@ timezone = "Asia/Tokyo"
     # A day passes (the alerts were recorded before the last 08:00 in Tokyo).
     from storage import open_store
     store = open_store(f"sqlite:///{project.path}/data/monitor.db")
-    store._execute_count("UPDATE alerts SET created_at = ?",
-                         ((datetime.now(UTC) - timedelta(days=1)).isoformat(),))
+    day_before = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    store._execute_count("UPDATE alerts SET created_at = ?", (day_before,))
+    store._execute_count("UPDATE deliveries SET queued_at = ?", (day_before,))
     store.close()
     second = project.cli("check-now", "--json")
 

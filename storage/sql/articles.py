@@ -147,10 +147,10 @@ class SQLTransaction(Transaction):
         muted = bool(self._q("SELECT 1 FROM muted_stories WHERE story_id = ?",
                              (alert.story_id,)))
         self.store._executemany(
-            "INSERT INTO deliveries (alert_id, notifier, state, attempts, digest, next_attempt)"
-            " VALUES (?, ?, ?, 0, ?, ?)",
+            "INSERT INTO deliveries (alert_id, notifier, state, attempts, digest, next_attempt,"
+            " queued_at) VALUES (?, ?, ?, 0, ?, ?, ?)",
             [(alert.alert_id, name, "muted" if muted else "pending", 1 if digest else 0,
-              None if muted else ts(alert.created_at))
+              None if muted else ts(alert.created_at), ts(alert.created_at))
              for name, digest in dict.fromkeys(notifiers)])
         return True
 

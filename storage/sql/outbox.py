@@ -93,8 +93,8 @@ class SQLOutbox(SQLCore, OutboxStore):
             where += " AND d.digest = ?"
             params.append(1 if digest else 0)
         rows = self._run(lambda: self._fetch(
-            "SELECT MIN(a.created_at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
-            " WHERE d.state = 'pending'" + where, params), write=False)
+            "SELECT MIN(d.queued_at) FROM deliveries d WHERE d.state = 'pending'" + where,
+            params), write=False)
         return dt(rows[0][0]) if rows else None
 
     def claim_deliveries(self, owner: str, now: datetime, lease_seconds: float, *,
@@ -133,7 +133,7 @@ class SQLOutbox(SQLCore, OutboxStore):
                 f" WHERE d.state = 'pending' AND d.digest = ?"
                 f" AND (d.lease_until IS NULL OR d.lease_until <= ?)"
                 f" AND (d.hold_until IS NULL OR d.hold_until <= ?){extra}"
-                f" ORDER BY a.created_at, d.alert_id, d.notifier LIMIT ?"
+                f" ORDER BY d.queued_at, d.alert_id, d.notifier LIMIT ?"
                 f"{self.dialect.lock_skip('d')}",
                 params + [limit])
             self._executemany(
