@@ -165,7 +165,8 @@ async def _send_batch(db: AsyncStore, notifiers: dict[str, Notifier],
                 stats.failed += 1
                 continue
             try:
-                thread = await db.thread_receipt(name, alert.story_id)
+                thread = (await db.thread_receipt(name, alert.story_id)
+                          if notifier.threads else None)
             except StorageError as exc:
                 lost.append(exc)
                 given_up.append((row.alert_id, name))

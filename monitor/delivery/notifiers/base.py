@@ -19,6 +19,9 @@ class Notifier(ABC):
     """
 
     kind: ClassVar[NotifierKind]
+    # Whether the channel threads follow-ups (email, Slack): only then is the story's
+    # first receipt looked up before each delivery.
+    threads: ClassVar[bool] = False
     # The channel's time zone (its `timezone` key): dates in messages are shown in it.
     timezone: str = "UTC"
 

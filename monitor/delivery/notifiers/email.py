@@ -37,6 +37,7 @@ class EmailNotifier(Notifier):
     """Sends alerts by SMTP. Receipt: ``{"message_id": "<...>"}``."""
 
     kind = "email"
+    threads = True
 
     def __init__(self, name: str, *, host: str, port: int, security: str,
                  sender: tuple[str, str], to: list[tuple[str, str]],

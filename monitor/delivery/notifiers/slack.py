@@ -114,6 +114,7 @@ class SlackNotifier(Notifier):
     """Posts to Slack, at most one message per second per channel."""
 
     kind = "slack"
+    threads = True
 
     def __init__(self, name: str, *, http: Any, webhook_url: str | None = None,
                  token: str | None = None, channel: str | None = None,
