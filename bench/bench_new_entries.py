@@ -228,14 +228,18 @@ def check_now_isolated(config: Path) -> tuple[int, dict, float, float]:
     import json
     import subprocess
     once = Path(__file__).resolve().parent / "_check_now_once.py"
-    proc = subprocess.Popen([sys.executable, str(once), str(config), "--json"],
-                            stdout=subprocess.PIPE, text=True)
-    tree = single = 0.0
-    while proc.poll() is None:
-        total, largest = _tree_rss_mb(proc.pid)
-        tree, single = max(tree, total), max(single, largest)
-        time.sleep(0.2)
-    out = (proc.stdout.read() if proc.stdout else "").strip().splitlines()
+    # The summary goes to a file: a pipe read only at the end would fill up (a line
+    # per source) and stop the child.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as sink:
+        proc = subprocess.Popen([sys.executable, str(once), str(config), "--json"],
+                                stdout=sink, text=True)
+        tree = single = 0.0
+        while proc.poll() is None:
+            total, largest = _tree_rss_mb(proc.pid)
+            tree, single = max(tree, total), max(single, largest)
+            time.sleep(0.2)
+        sink.seek(0)
+        out = sink.read().strip().splitlines()
     summary = json.loads(out[-1]) if out and out[-1].startswith("{") else {}
     return proc.returncode, summary, tree, single
 
