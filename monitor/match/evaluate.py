@@ -1,17 +1,53 @@
 """Evaluating a parsed query on a Document: terms, phrases, NEAR and the result.
 
-An evaluator remembers each term's matches, so that a term shared by many
-rules is looked for once per document.
+A query is made ready once, as a ``Plan``: each node of its tree becomes a
+step that knows what it needs and in which order to look. An ``Evaluator``
+runs the steps on one document and remembers each term's matches, so that a
+term shared by many rules is looked for once per document.
+
+The plan saves work in four ways, none of which changes what a match returns
+(tests/test_match_equivalence.py holds the shipped rules to it):
+
+* A field is searched for a term only if it has the term's words, word starts
+  and CJK text (``Term.words``, ``prefixes``, ``cjk``): a cheap look-up that
+  says no for most terms of a large rule.
+* A node is skipped when the terms one of its parts needs (``anchors``: every
+  match of the part has one of them) can occur nowhere in the document: an
+  English article does not evaluate the Japanese and Korean halves of a rule,
+  and an AND whose second part cannot match does not evaluate its first.
+* An AND evaluates its smallest parts first and its NOTs last, so that a part
+  that fails stops it early; its spans are still those of its parts in the
+  order written.
+* Under NOT only whether a part matches counts: an OR there stops at its
+  first matching alternative, an AND builds no spans.
+
+A term's matches are remembered under the term's meaning, so two spellings
+of one term ("北日" and "北 日") share them, and the hits are named as the
+term first evaluated writes it. So that those names are the ones an
+evaluation in the order written gives, a node with a term spelled two ways
+beneath it is evaluated in the order written and never skipped as a whole
+(the parts beneath it without one may still be).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from monitor.match.index import LOOSE_END, Document, Field
-from monitor.match.parse import DEFAULT_FIELDS, FIELDS, And, Node, Not, Or, Term
+from monitor.match.parse import (
+    DEFAULT_FIELDS,
+    FIELDS,
+    And,
+    Node,
+    Not,
+    Or,
+    Term,
+    _children,
+    anchors,
+    term_key,
+)
 from monitor.match.snippets import snippet_window
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
@@ -24,12 +60,50 @@ Leaf = tuple[str, str, int, int]
 Span = tuple[str, int, int, tuple[Leaf, ...]]
 
 
-class Evaluator:
-    """Evaluates nodes against one document, remembering each term's matches."""
+class Probe:
+    """A look-up that says whether any of a group of terms may occur in a
+    document: each term's rarest word, word start or CJK text (``term_key``,
+    which any match of the term needs) against the document's words and CJK
+    text, in all fields at once."""
 
-    def __init__(self, doc: Document):
+    __slots__ = ("words", "prefixes", "cjk")
+
+    def __init__(self, terms: Iterable[Term]):
+        keys = {term_key(term) for term in terms}
+        self.words = frozenset(value for kind, value in keys if kind == "w")
+        self.prefixes = sorted(value for kind, value in keys if kind == "p")
+        self.cjk = sorted(value for kind, value in keys if kind == "c")
+
+    def passes(self, doc: Document) -> bool:
+        if not self.words.isdisjoint(doc.vocabulary):
+            return True
+        if self.cjk:
+            text = doc.cjk_text
+            if text and any(needle in text for needle in self.cjk):
+                return True
+        if self.prefixes:
+            vocab = doc.sorted_vocabulary
+            for prefix in self.prefixes:
+                k = bisect.bisect_left(vocab, prefix)
+                if k < len(vocab) and vocab[k].startswith(prefix):
+                    return True
+        return False
+
+
+# Probes of which each must pass for a node to match; empty when the node is
+# not to be skipped as a whole.
+Needs = tuple[Probe, ...]
+
+
+class Evaluator:
+    """Runs a plan's steps against one document, remembering each term's
+    matches and which terms may occur in it."""
+
+    def __init__(self, doc: Document, plan: Plan):
         self.doc = doc
+        self.plan = plan
         self.memo: dict[Term, list[Span] | None] = {}
+        self._probes: dict[Probe, bool] = {}
 
     def result(self, node: Node) -> MatchResult | None:
         spans = self.eval(node)
@@ -43,39 +117,255 @@ class Evaluator:
 
     def eval(self, node: Node) -> list[Span] | None:
         """The spans of a match (possibly none, under NOT), or None: no match."""
-        if isinstance(node, Term):
-            if node not in self.memo:
-                self.memo[node] = self.term(node)
-            return self.memo[node]
-        if isinstance(node, And):
-            spans: list[Span] = []
-            for child in node.children:
-                got = self.eval(child)
-                if got is None:
-                    return None
-                spans.extend(got)
-            return spans
-        if isinstance(node, Or):
-            found = [got for got in map(self.eval, node.children) if got is not None]
-            return [span for got in found for span in got] if found else None
-        if isinstance(node, Not):
-            return None if self.eval(node.child) is not None else []
-        left = self.eval(node.left)
-        if not left:
-            return None
-        right = self.eval(node.right)
-        if not right:
-            return None
-        return near(left, right, node.distance) or None
+        return self.plan.step(node).spans(self)
 
     def term(self, term: Term) -> list[Span] | None:
+        """The spans of ``term``, named as it is written."""
         spans: list[Span] = []
+        leaf_name = term.display
         for name in (term.field,) if term.field else DEFAULT_FIELDS:
             f = self.doc.fields[name]
-            leaf_name = term.display
+            if not _may_occur(f, term):
+                continue
             for first, last, start, end in find_term(f, term.segments):
                 spans.append((name, first, last, ((leaf_name, name, start, end),)))
         return spans or None
+
+    def passes(self, probe: Probe) -> bool:
+        """Whether ``probe`` passes in the document (asked once per document)."""
+        ok = self._probes.get(probe)
+        if ok is None:
+            ok = self._probes[probe] = probe.passes(self.doc)
+        return ok
+
+    def can_match(self, needs: Needs) -> bool:
+        """Whether each probe of ``needs`` passes in the document."""
+        return all(map(self.passes, needs))
+
+    def as_written(self, careful: Probe | None) -> bool:
+        """Whether a step with ``careful`` is to be evaluated in the order written."""
+        return careful is not None and self.passes(careful)
+
+
+def _may_occur(f: Field, term: Term) -> bool:
+    """Whether ``f`` has the words, word starts and CJK text that ``term`` needs
+    (``find_term`` finds nothing in a field that lacks one)."""
+    positions = f.positions
+    for word in term.words:
+        if word not in positions:
+            return False
+    for prefix in term.prefixes:
+        vocab = f.vocabulary
+        k = bisect.bisect_left(vocab, prefix)
+        if k == len(vocab) or not vocab[k].startswith(prefix):
+            return False
+    for text in term.cjk:
+        if text not in f.chain.text and text not in f.aside.text:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------- the plan
+
+class Step:
+    """One node of a query, ready to evaluate.
+
+    ``needs``: probes of which each must pass for the node to match (empty: no
+    look-up). ``careful``: a probe of the terms spelled two ways beneath the
+    node; when it passes, the node is evaluated in the order written, without
+    look-ups or stopping early, as the hits' names depend on that order.
+    """
+
+    __slots__ = ()
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        """The node's spans in the evaluator's document, or None: no match."""
+        raise NotImplementedError
+
+    def matches(self, ev: Evaluator) -> bool:
+        """Whether the node matches (all a NOT needs to know)."""
+        return self.spans(ev) is not None
+
+
+class TermStep(Step):
+    __slots__ = ("term", "key")
+
+    def __init__(self, term: Term, key: Term):
+        self.term = term      # as written here: the hits' name if evaluated here first
+        self.key = key        # the one Term of that meaning in the plan: the memo's key
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        memo = ev.memo
+        if self.key in memo:
+            return memo[self.key]
+        found = memo[self.key] = ev.term(self.term)
+        return found
+
+
+class AndStep(Step):
+    __slots__ = ("parts", "order", "needs", "careful")
+
+    def __init__(self, parts: list[Step], order: list[int], needs: Needs,
+                 careful: Probe | None):
+        self.parts = parts    # in the order written
+        self.order = order    # the order to evaluate them in
+        self.needs = needs
+        self.careful = careful
+
+    def _order(self, ev: Evaluator) -> Iterable[int] | None:
+        """The order to evaluate the parts in, or None: the AND cannot match."""
+        if ev.as_written(self.careful):
+            return range(len(self.parts))
+        return self.order if ev.can_match(self.needs) else None
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        order = self._order(ev)
+        if order is None:
+            return None
+        found: list[list[Span]] = [[]] * len(self.parts)
+        for i in order:
+            got = self.parts[i].spans(ev)
+            if got is None:
+                return None
+            found[i] = got
+        return [span for got in found for span in got]
+
+    def matches(self, ev: Evaluator) -> bool:
+        order = self._order(ev)
+        return order is not None and all(self.parts[i].matches(ev) for i in order)
+
+
+class OrStep(Step):
+    __slots__ = ("parts", "needs", "careful")
+
+    def __init__(self, parts: list[Step], needs: Needs, careful: Probe | None):
+        self.parts = parts
+        self.needs = needs
+        self.careful = careful
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        if not ev.as_written(self.careful) and not ev.can_match(self.needs):
+            return None
+        found = [got for got in (part.spans(ev) for part in self.parts) if got is not None]
+        return [span for got in found for span in got] if found else None
+
+    def matches(self, ev: Evaluator) -> bool:
+        if ev.as_written(self.careful):
+            return self.spans(ev) is not None
+        return ev.can_match(self.needs) and any(part.matches(ev) for part in self.parts)
+
+
+class NotStep(Step):
+    __slots__ = ("part",)
+
+    def __init__(self, part: Step):
+        self.part = part
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        return None if self.part.matches(ev) else []
+
+    def matches(self, ev: Evaluator) -> bool:
+        return not self.part.matches(ev)
+
+
+class NearStep(Step):
+    __slots__ = ("left", "right", "distance", "needs", "careful")
+
+    def __init__(self, left: Step, right: Step, distance: int, needs: Needs,
+                 careful: Probe | None):
+        self.left = left
+        self.right = right
+        self.distance = distance
+        self.needs = needs
+        self.careful = careful
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        if not ev.as_written(self.careful) and not ev.can_match(self.needs):
+            return None
+        left = self.left.spans(ev)
+        if not left:
+            return None
+        right = self.right.spans(ev)
+        if not right:
+            return None
+        return near(left, right, self.distance) or None
+
+
+class Plan:
+    """Query trees made ready to evaluate on many documents: a ``Step`` for
+    each node (see the module's docstring for what the steps save)."""
+
+    def __init__(self, roots: Iterable[Node]):
+        self.roots = list(roots)        # the nodes stay alive: steps are found by id
+        self._steps: dict[int, Step] = {}
+        self._keys: dict[Term, Term] = {}
+        self._probes: dict[frozenset[Term], Probe] = {}
+        spellings: dict[Term, set[str]] = {}
+        for term in _terms(self.roots):
+            spellings.setdefault(term, set()).add(term.display)
+            self._keys.setdefault(term, term)
+        self._spelled_apart = {term for term, seen in spellings.items() if len(seen) > 1}
+        for root in self.roots:
+            self._compile(root)
+
+    def step(self, node: Node) -> Step:
+        """The step of ``node``, a node of one of the plan's trees."""
+        return self._steps[id(node)]
+
+    def _compile(self, node: Node) -> Step:
+        step = self._steps.get(id(node))
+        if step is not None:
+            return step
+        spelled_apart = frozenset(self._spelled_apart.intersection(_terms([node])))
+        careful = self._probe(spelled_apart) if spelled_apart else None
+        if isinstance(node, Term):
+            step = TermStep(node, self._keys[node])
+        elif isinstance(node, And):
+            parts = [self._compile(child) for child in node.children]
+            order = sorted(range(len(parts)), key=lambda i: _cost(node.children[i]))
+            step = AndStep(parts, order, self._needs(node.children), careful)
+        elif isinstance(node, Or):
+            parts = [self._compile(child) for child in node.children]
+            step = OrStep(parts, self._needs([node]), careful)
+        elif isinstance(node, Not):
+            step = NotStep(self._compile(node.child))
+        else:
+            step = NearStep(self._compile(node.left), self._compile(node.right), node.distance,
+                            self._needs([node.left, node.right]), careful)
+        self._steps[id(node)] = step
+        return step
+
+    def _needs(self, nodes: Iterable[Node]) -> Needs:
+        """A probe for each node with anchors (one of its terms occurs in any of
+        its matches)."""
+        return tuple(self._probe(found) for found in map(anchors, nodes) if found is not None)
+
+    def _probe(self, terms: frozenset[Term]) -> Probe:
+        """The probe of ``terms``: one object for a group met again, so that an
+        evaluator finds its answer once per document."""
+        if terms not in self._probes:
+            self._probes[terms] = Probe(terms)
+        return self._probes[terms]
+
+
+def _nodes(node: Node) -> Iterator[Node]:
+    """``node`` and every node under it."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(_children(n))
+
+
+def _terms(nodes: Iterable[Node]) -> Iterator[Term]:
+    """Every term under ``nodes``, NOT or not."""
+    return (n for node in nodes for n in _nodes(node) if isinstance(n, Term))
+
+
+def _cost(node: Node) -> tuple[bool, int]:
+    """The order in which an AND evaluates its parts: positive parts before
+    NOTs (which rarely fail), smaller before larger."""
+    return isinstance(node, Not), sum(1 for _ in _nodes(node))
 
 
 def find_term(f: Field, segments: tuple[tuple[str, str], ...]
