@@ -29,11 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
 
+from monitor.errors import QueryError  # noqa: E402
+from monitor.match.evaluate import find_term, near  # noqa: E402
+from monitor.match.parse import DEFAULT_FIELDS, And, Node, Not, Or, Term  # noqa: E402
 from monitor.match.query import Document, Query, RuleSet, compile_query  # noqa: E402
 from monitor.match.rulecheck import read_article  # noqa: E402
 
@@ -197,6 +202,167 @@ def test_matching_returns_what_it_returned_before(golden):
     differ = [name for name in now if now[name] != golden["articles"][name]]
     assert not differ, (f"{len(differ)} articles differ, first {differ[0]}: "
                         f"{now[differ[0]]} != {golden['articles'][differ[0]]}")
+
+
+# ------------------------------------------- against a plain evaluation
+
+class Plain:
+    """Matching as the language says it, as plainly as it can be written: every
+    node evaluated in the order written, nothing skipped; a term's matches
+    remembered (and named) as first found, shared by all rules matched with it."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.memo: dict[Term, Any] = {}
+
+    def eval(self, node: Node) -> list | None:
+        if isinstance(node, Term):
+            if node not in self.memo:
+                spans = [(name, first, last, ((node.display, name, start, end),))
+                         for name in ((node.field,) if node.field else DEFAULT_FIELDS)
+                         for first, last, start, end in find_term(self.doc.fields[name],
+                                                                  node.segments)]
+                self.memo[node] = spans or None
+            return self.memo[node]
+        if isinstance(node, And):
+            spans: list = []
+            for child in node.children:
+                got = self.eval(child)
+                if got is None:
+                    return None
+                spans.extend(got)
+            return spans
+        if isinstance(node, Or):
+            found = [got for got in map(self.eval, node.children) if got is not None]
+            return [span for got in found for span in got] if found else None
+        if isinstance(node, Not):
+            return None if self.eval(node.child) is not None else []
+        left = self.eval(node.left)
+        right = self.eval(node.right) if left else None
+        return (near(left, right, node.distance) or None) if left and right else None
+
+    def hits(self, node: Node) -> list[tuple[str, str, int, int]] | None:
+        spans = self.eval(node)
+        if spans is None:
+            return None
+        order = {name: i for i, name in enumerate(("title", "text", "source", "url"))}
+        leaves = {leaf for span in spans for leaf in span[3]}
+        return sorted(leaves, key=lambda leaf: (order[leaf[1]], *leaf[2:], leaf[0]))
+
+
+WORDS = ["kim", "jong", "un", "kishida", "summit", "abductees", "abduct", "japan", "talks",
+         "岸田", "首相", "金正恩", "拉致", "北日", "김정은", "북한", "a", "the"]
+# The same terms written differently: their hits are named as first evaluated.
+SPELLED = ["Kim", "KIM", "Jong-un", "岸田首相", '"岸田 首相"', '"北 日"', "abduct*", "kim*",
+           "김정은과", "nowhere", "absent"]
+SEPARATORS = [" ", " ", " ", "-", ", ", ". ", "\n", ""]
+
+
+@st.composite
+def documents(draw) -> Document:
+    def field(max_words: int) -> str:
+        words = draw(st.lists(st.sampled_from(WORDS + ["김정은과", "Kim"]), max_size=max_words))
+        return "".join(w + draw(st.sampled_from(SEPARATORS)) for w in words)
+    return Document.build(title=field(6), text=field(40), source=field(2), url=field(3))
+
+
+def atoms() -> st.SearchStrategy[str]:
+    word = st.sampled_from(WORDS + SPELLED)
+    phrase = st.lists(st.sampled_from(WORDS), min_size=2, max_size=3).map(
+        lambda ws: '"' + " ".join(ws) + '"')
+    fielded = st.tuples(st.sampled_from(["title:", "text:", "url:", ""]), word).map("".join)
+    return st.one_of(word, phrase, fielded)
+
+
+queries_text = st.recursive(
+    atoms(),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=2, max_size=4).map(lambda qs: "(" + " AND ".join(qs) + ")"),
+        st.lists(inner, min_size=2, max_size=4).map(lambda qs: "(" + " OR ".join(qs) + ")"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]} AND NOT {t[1]})"),
+        st.tuples(inner, st.integers(1, 8), inner).map(lambda t: f"({t[0]} NEAR/{t[1]} {t[2]})"),
+    ),
+    max_leaves=14,
+)
+
+
+def compiled(texts: list[str]) -> dict[str, Query]:
+    out = {}
+    for i, text in enumerate(texts):
+        try:
+            out[f"rule{i}"] = compile_query(text, rule=f"rule{i}")
+        except QueryError:
+            pass
+    return out
+
+
+# Terms written two ways ("Kim", "KIM") where the order of evaluation decides
+# the hits' names, and parts that cannot match (nowhere) which the evaluator
+# skips: the plain evaluation names the hits after the first written.
+TRICKY = [
+    "(Kim AND nowhere) OR (KIM NEAR/2 summit)",
+    "((Kim AND nowhere) OR talks) AND (KIM OR absent)",
+    "(Kim NEAR/1 nowhere) OR (summit AND KIM)",
+    "NOT (Kim AND nowhere) AND (KIM OR talks)",
+    '(岸田首相 AND nowhere) OR ("岸田 首相" AND talks)',
+    '("北 日" AND absent) OR (北日 NEAR/3 talks)',
+    "(kim* AND absent) OR (KIM NEAR/3 summit) OR (Kim AND talks)",
+]
+TRICKY_DOC = Document.build(title="Kim and KIM", text="Kim held a summit with KIM and talks. "
+                            "岸田首相は北日の talks に", url="https://example.org/kim")
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_terms_written_two_ways_are_named_as_a_plain_evaluation_names_them(text):
+    query = compile_query(text)
+    result = query.match(TRICKY_DOC)
+    assert result is not None
+    assert [(h.term, h.field, h.start, h.end) for h in result.hits] == \
+        Plain(TRICKY_DOC).hits(query.node)
+    rules = RuleSet({"first": compile_query("KIM OR 岸田 OR 北日 OR nothing"), "then": query})
+    got = rules.match(TRICKY_DOC)
+    plain = Plain(TRICKY_DOC)
+    assert [(h.term, h.start) for h in got["first"].hits] == \
+        [(term, start) for term, _, start, _ in plain.hits(rules.queries["first"].node) or ()]
+    assert [(h.term, h.field, h.start, h.end) for h in got["then"].hits] == \
+        plain.hits(query.node)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(queries_text, min_size=1, max_size=5), st.lists(documents(), min_size=1,
+                                                                 max_size=3))
+def test_a_rule_set_finds_what_a_plain_evaluation_finds(texts, docs):
+    queries = compiled(texts)
+    rules = RuleSet(queries)
+    for doc in docs:
+        plain = Plain(doc)
+        expected = {}
+        for name in sorted(rules.candidates(doc), key=list(queries).index):
+            hits = plain.hits(queries[name].node)
+            if hits is not None:
+                expected[name] = hits
+        got = rules.match(doc)
+        assert {name: [(h.term, h.field, h.start, h.end) for h in result.hits]
+                for name, result in got.items()} == expected
+        assert list(got) == list(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(queries_text, documents())
+def test_one_query_finds_and_explains_what_a_plain_evaluation_does(text, doc):
+    queries = compiled([text])
+    if not queries:
+        return
+    query = queries["rule0"]
+    result = query.match(doc)
+    expected = Plain(doc).hits(query.node)
+    assert (None if result is None else
+            [(h.term, h.field, h.start, h.end) for h in result.hits]) == expected
+    if result is None:
+        from monitor.match.explain import explain
+        # explain reads nothing but what evaluating a node returns: the plain
+        # evaluation gives the reasons as they were.
+        assert query.explain(doc, limit=1000) == explain(Plain(doc), query.node)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
