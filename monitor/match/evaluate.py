@@ -34,6 +34,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 from monitor.match.index import LOOSE_END, Document, Field
 from monitor.match.parse import (
@@ -95,6 +96,9 @@ class Probe:
 Needs = tuple[Probe, ...]
 
 
+_UNSEEN: list[Span] = []   # compared by identity: a term not evaluated yet
+
+
 class Evaluator:
     """Runs a plan's steps against one document, remembering each term's
     matches and which terms may occur in it."""
@@ -102,8 +106,11 @@ class Evaluator:
     def __init__(self, doc: Document, plan: Plan):
         self.doc = doc
         self.plan = plan
-        self.memo: dict[Term, list[Span] | None] = {}
+        # Each term's spans by its number in the plan (terms of one meaning
+        # share a number), or _UNSEEN before it is first evaluated.
+        self.memo: list[list[Span] | None] = [_UNSEEN] * plan.terms
         self._probes: dict[Probe, bool] = {}
+        self._pairs: dict[str, set[tuple[str, str]]] = {}   # field: its words side by side
 
     def result(self, node: Node) -> MatchResult | None:
         spans = self.eval(node)
@@ -125,11 +132,35 @@ class Evaluator:
         leaf_name = term.display
         for name in (term.field,) if term.field else DEFAULT_FIELDS:
             f = self.doc.fields[name]
-            if not _may_occur(f, term):
+            if not self._may_occur(f, term):
                 continue
             for first, last, start, end in find_term(f, term.segments):
                 spans.append((name, first, last, ((leaf_name, name, start, end),)))
         return spans or None
+
+    def _may_occur(self, f: Field, term: Term) -> bool:
+        """Whether ``f`` has the words, word pairs, word starts and CJK text that
+        ``term`` needs (``find_term`` finds nothing in a field that lacks one)."""
+        positions = f.positions
+        for word in term.words:
+            if word not in positions:
+                return False
+        if term.pairs:
+            pairs = self._pairs.get(f.name)
+            if pairs is None:
+                pairs = self._pairs[f.name] = set(pairwise(f.wnorms))
+            for pair in term.pairs:
+                if pair not in pairs:
+                    return False
+        for prefix in term.prefixes:
+            vocab = f.vocabulary
+            k = bisect.bisect_left(vocab, prefix)
+            if k == len(vocab) or not vocab[k].startswith(prefix):
+                return False
+        for text in term.cjk:
+            if text not in f.chain.text and text not in f.aside.text:
+                return False
+        return True
 
     def passes(self, probe: Probe) -> bool:
         """Whether ``probe`` passes in the document (asked once per document)."""
@@ -145,24 +176,6 @@ class Evaluator:
     def as_written(self, careful: Probe | None) -> bool:
         """Whether a step with ``careful`` is to be evaluated in the order written."""
         return careful is not None and self.passes(careful)
-
-
-def _may_occur(f: Field, term: Term) -> bool:
-    """Whether ``f`` has the words, word starts and CJK text that ``term`` needs
-    (``find_term`` finds nothing in a field that lacks one)."""
-    positions = f.positions
-    for word in term.words:
-        if word not in positions:
-            return False
-    for prefix in term.prefixes:
-        vocab = f.vocabulary
-        k = bisect.bisect_left(vocab, prefix)
-        if k == len(vocab) or not vocab[k].startswith(prefix):
-            return False
-    for text in term.cjk:
-        if text not in f.chain.text and text not in f.aside.text:
-            return False
-    return True
 
 
 # --------------------------------------------------------------------- the plan
@@ -188,17 +201,16 @@ class Step:
 
 
 class TermStep(Step):
-    __slots__ = ("term", "key")
+    __slots__ = ("term", "number")
 
-    def __init__(self, term: Term, key: Term):
+    def __init__(self, term: Term, number: int):
         self.term = term      # as written here: the hits' name if evaluated here first
-        self.key = key        # the one Term of that meaning in the plan: the memo's key
+        self.number = number  # the same for every term of that meaning in the plan
 
     def spans(self, ev: Evaluator) -> list[Span] | None:
-        memo = ev.memo
-        if self.key in memo:
-            return memo[self.key]
-        found = memo[self.key] = ev.term(self.term)
+        found = ev.memo[self.number]
+        if found is _UNSEEN:
+            found = ev.memo[self.number] = ev.term(self.term)
         return found
 
 
@@ -246,8 +258,14 @@ class OrStep(Step):
     def spans(self, ev: Evaluator) -> list[Span] | None:
         if not ev.as_written(self.careful) and not ev.can_match(self.needs):
             return None
-        found = [got for got in (part.spans(ev) for part in self.parts) if got is not None]
-        return [span for got in found for span in got] if found else None
+        out: list[Span] = []
+        matched = False
+        for part in self.parts:
+            got = part.spans(ev)
+            if got is not None:
+                matched = True
+                out += got
+        return out if matched else None
 
     def matches(self, ev: Evaluator) -> bool:
         if ev.as_written(self.careful):
@@ -298,12 +316,13 @@ class Plan:
     def __init__(self, roots: Iterable[Node]):
         self.roots = list(roots)        # the nodes stay alive: steps are found by id
         self._steps: dict[int, Step] = {}
-        self._keys: dict[Term, Term] = {}
+        self._numbers: dict[Term, int] = {}
         self._probes: dict[frozenset[Term], Probe] = {}
         spellings: dict[Term, set[str]] = {}
         for term in _terms(self.roots):
             spellings.setdefault(term, set()).add(term.display)
-            self._keys.setdefault(term, term)
+            self._numbers.setdefault(term, len(self._numbers))
+        self.terms = len(self._numbers)
         self._spelled_apart = {term for term, seen in spellings.items() if len(seen) > 1}
         for root in self.roots:
             self._compile(root)
@@ -319,7 +338,7 @@ class Plan:
         spelled_apart = frozenset(self._spelled_apart.intersection(_terms([node])))
         careful = self._probe(spelled_apart) if spelled_apart else None
         if isinstance(node, Term):
-            step = TermStep(node, self._keys[node])
+            step = TermStep(node, self._numbers[node])
         elif isinstance(node, And):
             parts = [self._compile(child) for child in node.children]
             order = sorted(range(len(parts)), key=lambda i: _cost(node.children[i]))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from functools import cached_property
+from itertools import pairwise
 from typing import NoReturn
 
 from monitor.errors import QueryError
@@ -61,6 +62,13 @@ class Term:
     def words(self) -> tuple[str, ...]:
         """The whole words of the term ("w" segments)."""
         return tuple(value for kind, value in self.segments if kind == "w")
+
+    @cached_property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The whole words of the term that must stand next to each other
+        (consecutive "w" segments)."""
+        return tuple((a, b) for (kind_a, a), (kind_b, b) in pairwise(self.segments)
+                     if kind_a == kind_b == "w")
 
     @cached_property
     def prefixes(self) -> tuple[str, ...]:
