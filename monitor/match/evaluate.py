@@ -63,20 +63,31 @@ Span = tuple[str, int, int, tuple[Leaf, ...]]
 
 class Probe:
     """A look-up that says whether any of a group of terms may occur in a
-    document: each term's rarest word, word start or CJK text (``term_key``,
-    which any match of the term needs) against the document's words and CJK
-    text, in all fields at once."""
+    document, in all fields at once: for each term a thing any of its matches
+    needs, the rarer the better: a pair of its words side by side (for a
+    phrase), else its longest word, word start or CJK text (``term_key``).
+    """
 
-    __slots__ = ("words", "prefixes", "cjk")
+    __slots__ = ("words", "pairs", "prefixes", "cjk")
 
     def __init__(self, terms: Iterable[Term]):
-        keys = {term_key(term) for term in terms}
+        pairs: set[tuple[str, str]] = set()
+        keys: set[tuple[str, str]] = set()
+        for term in terms:
+            if term.pairs:
+                pairs.add(max(term.pairs, key=lambda pair: len(pair[0]) + len(pair[1])))
+            else:
+                keys.add(term_key(term))
+        self.pairs = frozenset(pairs)
         self.words = frozenset(value for kind, value in keys if kind == "w")
         self.prefixes = sorted(value for kind, value in keys if kind == "p")
         self.cjk = sorted(value for kind, value in keys if kind == "c")
 
-    def passes(self, doc: Document) -> bool:
+    def passes(self, ev: Evaluator) -> bool:
+        doc = ev.doc
         if not self.words.isdisjoint(doc.vocabulary):
+            return True
+        if self.pairs and not self.pairs.isdisjoint(ev.pairs()):
             return True
         if self.cjk:
             text = doc.cjk_text
@@ -110,7 +121,7 @@ class Evaluator:
         # share a number), or _UNSEEN before it is first evaluated.
         self.memo: list[list[Span] | None] = [_UNSEEN] * plan.terms
         self._probes: dict[Probe, bool] = {}
-        self._pairs: dict[str, set[tuple[str, str]]] = {}   # field: its words side by side
+        self._pairs: set[tuple[str, str]] | None = None
 
     def result(self, node: Node) -> MatchResult | None:
         spans = self.eval(node)
@@ -146,9 +157,7 @@ class Evaluator:
             if word not in positions:
                 return False
         if term.pairs:
-            pairs = self._pairs.get(f.name)
-            if pairs is None:
-                pairs = self._pairs[f.name] = set(pairwise(f.wnorms))
+            pairs = self.pairs()
             for pair in term.pairs:
                 if pair not in pairs:
                     return False
@@ -162,11 +171,17 @@ class Evaluator:
                 return False
         return True
 
+    def pairs(self) -> set[tuple[str, str]]:
+        """Every two words that stand side by side in a field of the document."""
+        if self._pairs is None:
+            self._pairs = {pair for f in self.doc.fields.values() for pair in pairwise(f.wnorms)}
+        return self._pairs
+
     def passes(self, probe: Probe) -> bool:
         """Whether ``probe`` passes in the document (asked once per document)."""
         ok = self._probes.get(probe)
         if ok is None:
-            ok = self._probes[probe] = probe.passes(self.doc)
+            ok = self._probes[probe] = probe.passes(self)
         return ok
 
     def can_match(self, needs: Needs) -> bool:
