@@ -68,7 +68,7 @@ class Probe:
     phrase), else its longest word, word start or CJK text (``term_key``).
     """
 
-    __slots__ = ("words", "pairs", "prefixes", "cjk")
+    __slots__ = ("words", "pairs", "prefixes", "initials", "cjk")
 
     def __init__(self, terms: Iterable[Term]):
         pairs: set[tuple[str, str]] = set()
@@ -81,6 +81,7 @@ class Probe:
         self.pairs = frozenset(pairs)
         self.words = frozenset(value for kind, value in keys if kind == "w")
         self.prefixes = sorted(value for kind, value in keys if kind == "p")
+        self.initials = frozenset(prefix[0] for prefix in self.prefixes)
         self.cjk = sorted(value for kind, value in keys if kind == "c")
 
     def passes(self, ev: Evaluator) -> bool:
@@ -93,7 +94,7 @@ class Probe:
             text = doc.cjk_text
             if text and any(needle in text for needle in self.cjk):
                 return True
-        if self.prefixes:
+        if self.prefixes and not self.initials.isdisjoint(ev.initials()):
             vocab = doc.sorted_vocabulary
             for prefix in self.prefixes:
                 k = bisect.bisect_left(vocab, prefix)
@@ -122,6 +123,7 @@ class Evaluator:
         self.memo: list[list[Span] | None] = [_UNSEEN] * plan.terms
         self._probes: dict[Probe, bool] = {}
         self._pairs: set[tuple[str, str]] | None = None
+        self._initials: set[str] | None = None
 
     def result(self, node: Node) -> MatchResult | None:
         spans = self.eval(node)
@@ -174,8 +176,16 @@ class Evaluator:
     def pairs(self) -> set[tuple[str, str]]:
         """Every two words that stand side by side in a field of the document."""
         if self._pairs is None:
-            self._pairs = {pair for f in self.doc.fields.values() for pair in pairwise(f.wnorms)}
+            self._pairs = set()
+            for f in self.doc.fields.values():
+                self._pairs.update(pairwise(f.wnorms))
         return self._pairs
+
+    def initials(self) -> set[str]:
+        """The first character of every word of the document (CJK aside)."""
+        if self._initials is None:
+            self._initials = {word[0] for word in self.doc.vocabulary}
+        return self._initials
 
     def passes(self, probe: Probe) -> bool:
         """Whether ``probe`` passes in the document (asked once per document)."""
@@ -186,7 +196,14 @@ class Evaluator:
 
     def can_match(self, needs: Needs) -> bool:
         """Whether each probe of ``needs`` passes in the document."""
-        return all(map(self.passes, needs))
+        known = self._probes
+        for probe in needs:
+            ok = known.get(probe)
+            if ok is None:
+                ok = known[probe] = probe.passes(self)
+            if not ok:
+                return False
+        return True
 
     def as_written(self, careful: Probe | None) -> bool:
         """Whether a step with ``careful`` is to be evaluated in the order written."""
