@@ -34,7 +34,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 
 from monitor.match.index import LOOSE_END, Document, Field
 from monitor.match.parse import (
@@ -174,11 +173,16 @@ class Evaluator:
         return True
 
     def pairs(self) -> set[tuple[str, str]]:
-        """Every two words that stand side by side in a field of the document."""
+        """The words that stand side by side in a field of the document, of
+        those whose first word begins a pair of the plan's terms."""
         if self._pairs is None:
             self._pairs = set()
             for f in self.doc.fields.values():
-                self._pairs.update(pairwise(f.wnorms))
+                wnorms, last = f.wnorms, len(f.wnorms) - 1
+                for word in self.plan.pair_starts.intersection(f.positions):
+                    for p in f.positions[word]:
+                        if p < last:
+                            self._pairs.add((word, wnorms[p + 1]))
         return self._pairs
 
     def initials(self) -> set[str]:
@@ -355,6 +359,7 @@ class Plan:
             spellings.setdefault(term, set()).add(term.display)
             self._numbers.setdefault(term, len(self._numbers))
         self.terms = len(self._numbers)
+        self.pair_starts = frozenset(first for term in self._numbers for first, _ in term.pairs)
         self._spelled_apart = {term for term, seen in spellings.items() if len(seen) > 1}
         for root in self.roots:
             self._compile(root)
