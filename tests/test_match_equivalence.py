@@ -365,6 +365,19 @@ def test_one_query_finds_and_explains_what_a_plain_evaluation_does(text, doc):
         assert query.explain(doc, limit=1000) == explain(Plain(doc), query.node)  # type: ignore[arg-type]
 
 
+def test_a_query_matched_once_still_matches_after_pickling():
+    import pickle
+    query = compile_query('(Kishida OR 岸田) AND ("Kim Jong Un" OR 金正恩)')
+    doc = Document.build(title="Kishida seeks a summit with Kim Jong Un")
+    before = query.match(doc)
+    again = pickle.loads(pickle.dumps(query))
+    after = again.match(doc)
+    assert before is not None and after is not None
+    assert after.hits == before.hits
+    assert again.explain(Document.build(text="Kishida")) == query.explain(
+        Document.build(text="Kishida"))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: tests/test_match_equivalence.py --write")

@@ -1,32 +1,34 @@
 """Evaluating a parsed query on a Document: terms, phrases, NEAR and the result.
 
 A query is made ready once, as a ``Plan``: each node of its tree becomes a
-step that knows what it needs and in which order to look. An ``Evaluator``
-runs the steps on one document and remembers each term's matches, so that a
-term shared by many rules is looked for once per document.
+``Step`` that knows what it needs and in which order to look. An
+``Evaluator`` runs the steps on one document and remembers each term's
+matches, so that a term shared by many rules is looked for once per document.
 
-The plan saves work in four ways, none of which changes what a match returns
-(tests/test_match_equivalence.py holds the shipped rules to it):
+The steps save work in four ways, none of which changes what a match returns
+(tests/test_match_equivalence.py holds them to it):
 
-* A field is searched for a term only if it has the term's words, word starts
-  and CJK text (``Term.words``, ``prefixes``, ``cjk``): a cheap look-up that
-  says no for most terms of a large rule.
-* A node is skipped when the terms one of its parts needs (``anchors``: every
-  match of the part has one of them) can occur nowhere in the document: an
-  English article does not evaluate the Japanese and Korean halves of a rule,
-  and an AND whose second part cannot match does not evaluate its first.
+* A field is searched for a term only if it has the term's words, the pairs
+  of its words side by side, its word starts and its CJK text (``Term.words``,
+  ``pairs``, ``prefixes``, ``cjk``): a few look-ups that say no for most
+  terms of a large rule.
+* A node is skipped when one of its parts cannot match: a ``Probe`` of the
+  part's anchors (terms of which every match has one) finds none of them in
+  the document. An English article does not evaluate the Japanese and Korean
+  halves of a rule, nor an AND whose last part's phrases are not in it.
 * An AND evaluates its smallest parts first and its NOTs last, so that a part
   that fails stops it early; its spans are still those of its parts in the
   order written.
 * Under NOT only whether a part matches counts: an OR there stops at its
   first matching alternative, an AND builds no spans.
 
-A term's matches are remembered under the term's meaning, so two spellings
-of one term ("北日" and "北 日") share them, and the hits are named as the
-term first evaluated writes it. So that those names are the ones an
+A term's matches are remembered under the term's meaning, so that two
+spellings of one term ("北日" and "北 日") share them, and the hits are named
+as the one first evaluated writes it. So that the names are those an
 evaluation in the order written gives, a node with a term spelled two ways
-beneath it is evaluated in the order written and never skipped as a whole
-(the parts beneath it without one may still be).
+beneath it is evaluated in the order written, and never skipped as a whole,
+when that term may occur in the document (its parts without one may still
+be skipped).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ _UNSEEN: list[Span] = []   # compared by identity: a term not evaluated yet
 
 class Evaluator:
     """Runs a plan's steps against one document, remembering each term's
-    matches and which terms may occur in it."""
+    matches and each probe's answer."""
 
     def __init__(self, doc: Document, plan: Plan):
         self.doc = doc
