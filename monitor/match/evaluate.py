@@ -239,16 +239,22 @@ class Step:
 
 
 class TermStep(Step):
-    __slots__ = ("term", "number")
+    __slots__ = ("term", "number", "word")
 
     def __init__(self, term: Term, number: int):
         self.term = term      # as written here: the hits' name if evaluated here first
         self.number = number  # the same for every term of that meaning in the plan
+        # A word every match needs, looked up before anything else.
+        self.word = max(term.words, key=len) if term.words else None
 
     def spans(self, ev: Evaluator) -> list[Span] | None:
         found = ev.memo[self.number]
         if found is _UNSEEN:
-            found = ev.memo[self.number] = ev.term(self.term)
+            if self.word is not None and self.word not in ev.doc.vocabulary:
+                found = None
+            else:
+                found = ev.term(self.term)
+            ev.memo[self.number] = found
         return found
 
 
