@@ -362,6 +362,8 @@ class Plan:
         self._steps: dict[int, Step] = {}
         self._numbers: dict[Term, int] = {}
         self._probes: dict[frozenset[Term], Probe] = {}
+        self._sizes: dict[int, int] = {}                  # by id of node
+        self._spelled: dict[int, frozenset[Term]] = {}    # by id of node
         spellings: dict[Term, set[str]] = {}
         for term in _terms(self.roots):
             spellings.setdefault(term, set()).add(term.display)
@@ -380,22 +382,27 @@ class Plan:
         step = self._steps.get(id(node))
         if step is not None:
             return step
-        spelled_apart = frozenset(self._spelled_apart.intersection(_terms([node])))
-        careful = self._probe(spelled_apart) if spelled_apart else None
+        children = _children(node)
+        parts = [self._compile(child) for child in children]
+        # The node's size and its terms spelled two ways, from its children's.
+        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
+        spelled = (self._spelled_apart & {node} if isinstance(node, Term)
+                   else frozenset().union(*(self._spelled[id(child)] for child in children)))
+        self._spelled[id(node)] = frozenset(spelled)
+        careful = self._probe(frozenset(spelled)) if spelled else None
         if isinstance(node, Term):
             step = TermStep(node, self._numbers[node])
         elif isinstance(node, And):
-            parts = [self._compile(child) for child in node.children]
-            order = sorted(range(len(parts)), key=lambda i: _cost(node.children[i]))
-            step = AndStep(parts, order, self._needs(node.children), careful)
+            # Positive parts before NOTs (which rarely fail), smaller before larger.
+            order = sorted(range(len(parts)), key=lambda i: (isinstance(children[i], Not),
+                                                             self._sizes[id(children[i])]))
+            step = AndStep(parts, order, self._needs(children), careful)
         elif isinstance(node, Or):
-            parts = [self._compile(child) for child in node.children]
             step = OrStep(parts, self._needs([node]), careful)
         elif isinstance(node, Not):
-            step = NotStep(self._compile(node.child))
+            step = NotStep(parts[0])
         else:
-            step = NearStep(self._compile(node.left), self._compile(node.right), node.distance,
-                            self._needs([node.left, node.right]), careful)
+            step = NearStep(parts[0], parts[1], node.distance, self._needs(children), careful)
         self._steps[id(node)] = step
         return step
 
@@ -424,12 +431,6 @@ def _nodes(node: Node) -> Iterator[Node]:
 def _terms(nodes: Iterable[Node]) -> Iterator[Term]:
     """Every term under ``nodes``, NOT or not."""
     return (n for node in nodes for n in _nodes(node) if isinstance(n, Term))
-
-
-def _cost(node: Node) -> tuple[bool, int]:
-    """The order in which an AND evaluates its parts: positive parts before
-    NOTs (which rarely fail), smaller before larger."""
-    return isinstance(node, Not), sum(1 for _ in _nodes(node))
 
 
 def find_term(f: Field, segments: tuple[tuple[str, str], ...]
