@@ -42,11 +42,11 @@ from monitor.match.parse import (
     DEFAULT_FIELDS,
     FIELDS,
     And,
+    Near,
     Node,
     Not,
     Or,
     Term,
-    _children,
     anchors,
     term_key,
 )
@@ -417,6 +417,16 @@ class Plan:
         if terms not in self._probes:
             self._probes[terms] = Probe(terms)
         return self._probes[terms]
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, (And, Or)):
+        return node.children
+    if isinstance(node, Not):
+        return (node.child,)
+    if isinstance(node, Near):
+        return (node.left, node.right)
+    return ()
 
 
 def _nodes(node: Node) -> Iterator[Node]:
