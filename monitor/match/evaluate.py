@@ -1,17 +1,55 @@
 """Evaluating a parsed query on a Document: terms, phrases, NEAR and the result.
 
-An evaluator remembers each term's matches, so that a term shared by many
-rules is looked for once per document.
+A query is made ready once, as a ``Plan``: each node of its tree becomes a
+``Step`` that knows what it needs and in which order to look. An
+``Evaluator`` runs the steps on one document and remembers each term's
+matches, so that a term shared by many rules is looked for once per document.
+
+The steps save work in four ways, none of which changes what a match returns
+(tests/test_match_equivalence.py holds them to it):
+
+* A field is searched for a term only if it has the term's words, the pairs
+  of its words side by side, its word starts and its CJK text (``Term.words``,
+  ``pairs``, ``prefixes``, ``cjk``): a few look-ups that say no for most
+  terms of a large rule.
+* A node is skipped when one of its parts cannot match: a ``Probe`` of the
+  part's anchors (terms of which every match has one) finds none of them in
+  the document. An English article does not evaluate the Japanese and Korean
+  halves of a rule, nor an AND whose last part's phrases are not in it.
+* An AND evaluates its smallest parts first and its NOTs last, so that a part
+  that fails stops it early; its spans are still those of its parts in the
+  order written.
+* Under NOT only whether a part matches counts: an OR there stops at its
+  first matching alternative, an AND builds no spans.
+
+A term's matches are remembered under the term's meaning, so that two
+spellings of one term ("北日" and "北 日") share them, and the hits are named
+as the one first evaluated writes it. So that the names are those an
+evaluation in the order written gives, a node with a term spelled two ways
+beneath it is evaluated in the order written, and never skipped as a whole,
+when that term may occur in the document (its parts without one may still
+be skipped).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from monitor.match.index import LOOSE_END, Document, Field
-from monitor.match.parse import DEFAULT_FIELDS, FIELDS, And, Node, Not, Or, Term
+from monitor.match.parse import (
+    DEFAULT_FIELDS,
+    FIELDS,
+    And,
+    Near,
+    Node,
+    Not,
+    Or,
+    Term,
+    anchors,
+    term_key,
+)
 from monitor.match.snippets import snippet_window
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
@@ -24,12 +62,69 @@ Leaf = tuple[str, str, int, int]
 Span = tuple[str, int, int, tuple[Leaf, ...]]
 
 
-class Evaluator:
-    """Evaluates nodes against one document, remembering each term's matches."""
+class Probe:
+    """A look-up that says whether any of a group of terms may occur in a
+    document, in all fields at once: for each term a thing any of its matches
+    needs, the rarer the better: a pair of its words side by side (for a
+    phrase), else its longest word, word start or CJK text (``term_key``).
+    """
 
-    def __init__(self, doc: Document):
+    __slots__ = ("words", "pairs", "prefixes", "initials", "cjk")
+
+    def __init__(self, terms: Iterable[Term]):
+        pairs: set[tuple[str, str]] = set()
+        keys: set[tuple[str, str]] = set()
+        for term in terms:
+            if term.pairs:
+                pairs.add(max(term.pairs, key=lambda pair: len(pair[0]) + len(pair[1])))
+            else:
+                keys.add(term_key(term))
+        self.pairs = frozenset(pairs)
+        self.words = frozenset(value for kind, value in keys if kind == "w")
+        self.prefixes = sorted(value for kind, value in keys if kind == "p")
+        self.initials = frozenset(prefix[0] for prefix in self.prefixes)
+        self.cjk = sorted(value for kind, value in keys if kind == "c")
+
+    def passes(self, ev: Evaluator) -> bool:
+        doc = ev.doc
+        if not self.words.isdisjoint(doc.vocabulary):
+            return True
+        if self.pairs and not self.pairs.isdisjoint(ev.pairs()):
+            return True
+        if self.cjk:
+            text = doc.cjk_text
+            if text and any(needle in text for needle in self.cjk):
+                return True
+        if self.prefixes and not self.initials.isdisjoint(ev.initials()):
+            vocab = doc.sorted_vocabulary
+            for prefix in self.prefixes:
+                k = bisect.bisect_left(vocab, prefix)
+                if k < len(vocab) and vocab[k].startswith(prefix):
+                    return True
+        return False
+
+
+# Probes of which each must pass for a node to match; empty when the node is
+# not to be skipped as a whole.
+Needs = tuple[Probe, ...]
+
+
+_UNSEEN: list[Span] = []   # compared by identity: a term not evaluated yet
+
+
+class Evaluator:
+    """Runs a plan's steps against one document, remembering each term's
+    matches and each probe's answer."""
+
+    def __init__(self, doc: Document, plan: Plan):
         self.doc = doc
-        self.memo: dict[Term, list[Span] | None] = {}
+        self.plan = plan
+        # Each term's spans by its number in the plan (terms of one meaning
+        # share a number), or _UNSEEN before it is first evaluated.
+        self.memo: list[list[Span] | None] = [_UNSEEN] * plan.terms
+        self._probes: dict[Probe, bool] = {}
+        self._pairs: set[tuple[str, str]] | None = None
+        self._initials: set[str] | None = None
 
     def result(self, node: Node) -> MatchResult | None:
         spans = self.eval(node)
@@ -43,39 +138,309 @@ class Evaluator:
 
     def eval(self, node: Node) -> list[Span] | None:
         """The spans of a match (possibly none, under NOT), or None: no match."""
-        if isinstance(node, Term):
-            if node not in self.memo:
-                self.memo[node] = self.term(node)
-            return self.memo[node]
-        if isinstance(node, And):
-            spans: list[Span] = []
-            for child in node.children:
-                got = self.eval(child)
-                if got is None:
-                    return None
-                spans.extend(got)
-            return spans
-        if isinstance(node, Or):
-            found = [got for got in map(self.eval, node.children) if got is not None]
-            return [span for got in found for span in got] if found else None
-        if isinstance(node, Not):
-            return None if self.eval(node.child) is not None else []
-        left = self.eval(node.left)
-        if not left:
-            return None
-        right = self.eval(node.right)
-        if not right:
-            return None
-        return near(left, right, node.distance) or None
+        return self.plan.step(node).spans(self)
 
     def term(self, term: Term) -> list[Span] | None:
+        """The spans of ``term``, named as it is written."""
         spans: list[Span] = []
+        leaf_name = term.display
         for name in (term.field,) if term.field else DEFAULT_FIELDS:
             f = self.doc.fields[name]
-            leaf_name = term.display
+            if not self._may_occur(f, term):
+                continue
             for first, last, start, end in find_term(f, term.segments):
                 spans.append((name, first, last, ((leaf_name, name, start, end),)))
         return spans or None
+
+    def _may_occur(self, f: Field, term: Term) -> bool:
+        """Whether ``f`` has the words, word pairs, word starts and CJK text that
+        ``term`` needs (``find_term`` finds nothing in a field that lacks one)."""
+        positions = f.positions
+        for word in term.words:
+            if word not in positions:
+                return False
+        if term.pairs:
+            pairs = self.pairs()
+            for pair in term.pairs:
+                if pair not in pairs:
+                    return False
+        for prefix in term.prefixes:
+            vocab = f.vocabulary
+            k = bisect.bisect_left(vocab, prefix)
+            if k == len(vocab) or not vocab[k].startswith(prefix):
+                return False
+        for text in term.cjk:
+            if text not in f.chain.text and text not in f.aside.text:
+                return False
+        return True
+
+    def pairs(self) -> set[tuple[str, str]]:
+        """The words that stand side by side in a field of the document, of
+        those whose first word begins a pair of the plan's terms."""
+        if self._pairs is None:
+            self._pairs = set()
+            for f in self.doc.fields.values():
+                wnorms, last = f.wnorms, len(f.wnorms) - 1
+                for word in self.plan.pair_starts.intersection(f.positions):
+                    for p in f.positions[word]:
+                        if p < last:
+                            self._pairs.add((word, wnorms[p + 1]))
+        return self._pairs
+
+    def initials(self) -> set[str]:
+        """The first character of every word of the document (CJK aside)."""
+        if self._initials is None:
+            self._initials = {word[0] for word in self.doc.vocabulary}
+        return self._initials
+
+    def passes(self, probe: Probe) -> bool:
+        """Whether ``probe`` passes in the document (asked once per document)."""
+        ok = self._probes.get(probe)
+        if ok is None:
+            ok = self._probes[probe] = probe.passes(self)
+        return ok
+
+    def can_match(self, needs: Needs) -> bool:
+        """Whether each probe of ``needs`` passes in the document."""
+        known = self._probes
+        for probe in needs:
+            ok = known.get(probe)
+            if ok is None:
+                ok = known[probe] = probe.passes(self)
+            if not ok:
+                return False
+        return True
+
+    def as_written(self, careful: Probe | None) -> bool:
+        """Whether a step with ``careful`` is to be evaluated in the order written."""
+        return careful is not None and self.passes(careful)
+
+
+# --------------------------------------------------------------------- the plan
+
+class Step:
+    """One node of a query, ready to evaluate.
+
+    ``needs``: probes of which each must pass for the node to match (empty: no
+    look-up). ``careful``: a probe of the terms spelled two ways beneath the
+    node; when it passes, the node is evaluated in the order written, without
+    look-ups or stopping early, as the hits' names depend on that order.
+    """
+
+    __slots__ = ()
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        """The node's spans in the evaluator's document, or None: no match."""
+        raise NotImplementedError
+
+    def matches(self, ev: Evaluator) -> bool:
+        """Whether the node matches (all a NOT needs to know)."""
+        return self.spans(ev) is not None
+
+
+class TermStep(Step):
+    __slots__ = ("term", "number", "word")
+
+    def __init__(self, term: Term, number: int):
+        self.term = term      # as written here: the hits' name if evaluated here first
+        self.number = number  # the same for every term of that meaning in the plan
+        # A word every match needs, looked up before anything else.
+        self.word = max(term.words, key=len) if term.words else None
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        found = ev.memo[self.number]
+        if found is _UNSEEN:
+            if self.word is not None and self.word not in ev.doc.vocabulary:
+                found = None
+            else:
+                found = ev.term(self.term)
+            ev.memo[self.number] = found
+        return found
+
+
+class AndStep(Step):
+    __slots__ = ("parts", "order", "needs", "careful")
+
+    def __init__(self, parts: list[Step], order: list[int], needs: Needs,
+                 careful: Probe | None):
+        self.parts = parts    # in the order written
+        self.order = order    # the order to evaluate them in
+        self.needs = needs
+        self.careful = careful
+
+    def _order(self, ev: Evaluator) -> Iterable[int] | None:
+        """The order to evaluate the parts in, or None: the AND cannot match."""
+        if ev.as_written(self.careful):
+            return range(len(self.parts))
+        return self.order if ev.can_match(self.needs) else None
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        order = self._order(ev)
+        if order is None:
+            return None
+        found: list[list[Span]] = [[]] * len(self.parts)
+        for i in order:
+            got = self.parts[i].spans(ev)
+            if got is None:
+                return None
+            found[i] = got
+        return [span for got in found for span in got]
+
+    def matches(self, ev: Evaluator) -> bool:
+        order = self._order(ev)
+        return order is not None and all(self.parts[i].matches(ev) for i in order)
+
+
+class OrStep(Step):
+    __slots__ = ("parts", "needs", "careful")
+
+    def __init__(self, parts: list[Step], needs: Needs, careful: Probe | None):
+        self.parts = parts
+        self.needs = needs
+        self.careful = careful
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        if not ev.as_written(self.careful) and not ev.can_match(self.needs):
+            return None
+        out: list[Span] = []
+        matched = False
+        for part in self.parts:
+            got = part.spans(ev)
+            if got is not None:
+                matched = True
+                out += got
+        return out if matched else None
+
+    def matches(self, ev: Evaluator) -> bool:
+        if ev.as_written(self.careful):
+            return self.spans(ev) is not None
+        return ev.can_match(self.needs) and any(part.matches(ev) for part in self.parts)
+
+
+class NotStep(Step):
+    __slots__ = ("part",)
+
+    def __init__(self, part: Step):
+        self.part = part
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        return None if self.part.matches(ev) else []
+
+    def matches(self, ev: Evaluator) -> bool:
+        return not self.part.matches(ev)
+
+
+class NearStep(Step):
+    __slots__ = ("left", "right", "distance", "needs", "careful")
+
+    def __init__(self, left: Step, right: Step, distance: int, needs: Needs,
+                 careful: Probe | None):
+        self.left = left
+        self.right = right
+        self.distance = distance
+        self.needs = needs
+        self.careful = careful
+
+    def spans(self, ev: Evaluator) -> list[Span] | None:
+        if not ev.as_written(self.careful) and not ev.can_match(self.needs):
+            return None
+        left = self.left.spans(ev)
+        if not left:
+            return None
+        right = self.right.spans(ev)
+        if not right:
+            return None
+        return near(left, right, self.distance) or None
+
+
+class Plan:
+    """Query trees made ready to evaluate on many documents: a ``Step`` for
+    each node (see the module's docstring for what the steps save)."""
+
+    def __init__(self, roots: Iterable[Node]):
+        self.roots = list(roots)        # the nodes stay alive: steps are found by id
+        self._steps: dict[int, Step] = {}
+        self._numbers: dict[Term, int] = {}
+        self._probes: dict[frozenset[Term], Probe] = {}
+        self._sizes: dict[int, int] = {}                  # by id of node
+        self._spelled: dict[int, frozenset[Term]] = {}    # by id of node
+        spellings: dict[Term, set[str]] = {}
+        for term in _terms(self.roots):
+            spellings.setdefault(term, set()).add(term.display)
+            self._numbers.setdefault(term, len(self._numbers))
+        self.terms = len(self._numbers)
+        self.pair_starts = frozenset(first for term in self._numbers for first, _ in term.pairs)
+        self._spelled_apart = {term for term, seen in spellings.items() if len(seen) > 1}
+        for root in self.roots:
+            self._compile(root)
+
+    def step(self, node: Node) -> Step:
+        """The step of ``node``, a node of one of the plan's trees."""
+        return self._steps[id(node)]
+
+    def _compile(self, node: Node) -> Step:
+        step = self._steps.get(id(node))
+        if step is not None:
+            return step
+        children = _children(node)
+        parts = [self._compile(child) for child in children]
+        # The node's size and its terms spelled two ways, from its children's.
+        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
+        spelled = (self._spelled_apart & {node} if isinstance(node, Term)
+                   else frozenset().union(*(self._spelled[id(child)] for child in children)))
+        self._spelled[id(node)] = frozenset(spelled)
+        careful = self._probe(frozenset(spelled)) if spelled else None
+        if isinstance(node, Term):
+            step = TermStep(node, self._numbers[node])
+        elif isinstance(node, And):
+            # Positive parts before NOTs (which rarely fail), smaller before larger.
+            order = sorted(range(len(parts)), key=lambda i: (isinstance(children[i], Not),
+                                                             self._sizes[id(children[i])]))
+            step = AndStep(parts, order, self._needs(children), careful)
+        elif isinstance(node, Or):
+            step = OrStep(parts, self._needs([node]), careful)
+        elif isinstance(node, Not):
+            step = NotStep(parts[0])
+        else:
+            step = NearStep(parts[0], parts[1], node.distance, self._needs(children), careful)
+        self._steps[id(node)] = step
+        return step
+
+    def _needs(self, nodes: Iterable[Node]) -> Needs:
+        """A probe for each node with anchors (one of its terms occurs in any of
+        its matches)."""
+        return tuple(self._probe(found) for found in map(anchors, nodes) if found is not None)
+
+    def _probe(self, terms: frozenset[Term]) -> Probe:
+        """The probe of ``terms``: one object for a group met again, so that an
+        evaluator finds its answer once per document."""
+        if terms not in self._probes:
+            self._probes[terms] = Probe(terms)
+        return self._probes[terms]
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, (And, Or)):
+        return node.children
+    if isinstance(node, Not):
+        return (node.child,)
+    if isinstance(node, Near):
+        return (node.left, node.right)
+    return ()
+
+
+def _nodes(node: Node) -> Iterator[Node]:
+    """``node`` and every node under it."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(_children(n))
+
+
+def _terms(nodes: Iterable[Node]) -> Iterator[Term]:
+    """Every term under ``nodes``, NOT or not."""
+    return (n for node in nodes for n in _nodes(node) if isinstance(n, Term))
 
 
 def find_term(f: Field, segments: tuple[tuple[str, str], ...]

@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from functools import cached_property
+from itertools import pairwise
 from typing import NoReturn
 
 from monitor.errors import QueryError
@@ -52,6 +54,31 @@ class Term:
     def __str__(self) -> str:
         prefix = f"{self.field}:" if self.field else ""
         return f'{prefix}"{self.display}"'
+
+    # What a field must contain for the term to match there, computed once:
+    # the evaluator skips a field (and a rule's branch) that lacks any of them.
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        """The whole words of the term ("w" segments)."""
+        return tuple(value for kind, value in self.segments if kind == "w")
+
+    @cached_property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The whole words of the term that must stand next to each other
+        (consecutive "w" segments)."""
+        return tuple((a, b) for (kind_a, a), (kind_b, b) in pairwise(self.segments)
+                     if kind_a == kind_b == "w")
+
+    @cached_property
+    def prefixes(self) -> tuple[str, ...]:
+        """The starts of words of the term ("p" and "h" segments)."""
+        return tuple(value for kind, value in self.segments if kind in "ph")
+
+    @cached_property
+    def cjk(self) -> tuple[str, ...]:
+        """The CJK strings of the term ("c" and "q" segments)."""
+        return tuple(value for kind, value in self.segments if kind in "cq")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from monitor.errors import QueryError
-from monitor.match.evaluate import MAX_MATCHED_WORDS, Evaluator, Hit, MatchResult
+from monitor.match.evaluate import MAX_MATCHED_WORDS, Evaluator, Hit, MatchResult, Plan
 from monitor.match.explain import explain
 from monitor.match.index import LOOSE_END, AnchorIndex, Document
 from monitor.match.parse import (
@@ -100,6 +100,7 @@ class Query:
         self.text = text
         self.rule = rule
         self.node = node
+        self._plan: Plan | None = None
 
     def __repr__(self) -> str:
         return f"Query({self.text!r}, rule={self.rule!r})"
@@ -109,17 +110,28 @@ class Query:
 
     def match(self, doc: Document) -> MatchResult | None:
         """Why the query matches ``doc``, or None when it does not."""
-        return Evaluator(doc).result(self.node)
+        return Evaluator(doc, self.plan).result(self.node)
 
     def explain(self, doc: Document, limit: int = 12) -> list[str]:
         """Why the query does not match ``doc`` (empty when it does): each
         required part that found nothing, and for a NEAR whose sides were both
         found, how close they came; at most ``limit`` reasons, the near misses
         first, and a last line saying how many more there are."""
-        reasons = explain(Evaluator(doc), self.node)
+        reasons = explain(Evaluator(doc, self.plan), self.node)
         if len(reasons) > limit:
             reasons = reasons[:limit - 1] + [f"… and {len(reasons) - limit + 1} more reasons"]
         return reasons
+
+    @property
+    def plan(self) -> Plan:
+        """The query made ready for evaluation, once (on first use)."""
+        if self._plan is None:
+            self._plan = Plan([self.node])
+        return self._plan
+
+    def __getstate__(self) -> dict[str, object]:
+        # A plan finds its steps by the identity of nodes: it is made again.
+        return {**self.__dict__, "_plan": None}
 
     def anchors(self) -> frozenset[Term]:
         """Positive terms of which at least one occurs in every match."""
@@ -164,6 +176,8 @@ class RuleSet:
         self.queries = dict(queries)
         self._order = {name: i for i, name in enumerate(self.queries)}
         self._index = AnchorIndex({name: q.anchors() for name, q in self.queries.items()})
+        # One plan for all the rules, as their evaluator is one per document.
+        self._plan = Plan(q.node for q in self.queries.values())
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -174,7 +188,7 @@ class RuleSet:
 
     def match(self, doc: Document) -> dict[str, MatchResult]:
         """Every rule that matches ``doc``, in the order the rules were given."""
-        evaluator = Evaluator(doc)
+        evaluator = Evaluator(doc, self._plan)
         out: dict[str, MatchResult] = {}
         for name in sorted(self.candidates(doc), key=self._order.__getitem__):
             result = evaluator.result(self.queries[name].node)
