@@ -9,8 +9,8 @@ else --generated N synthetic RSS feeds. Sources use fetch_articles = false, so
 the figure is the feed path: fetch, parse, seen?, fingerprint, dedup, match, store.
 
 Targets (ratios against the bare loop measured in the same run):
-  first pass  <= 1.3x bare;  second pass over unchanged feeds that send no
-  validators (no ETag / Last-Modified) <= 0.3x bare.
+  first pass  <= 1.0x bare (wall; CPU printed beside it);  second pass over
+  unchanged feeds that send no validators (no ETag / Last-Modified) <= 0.3x bare.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -120,6 +121,13 @@ async def profile_parse(feeds: list[tuple[str, bytes]]) -> dict:
     return {"feedparser_s": bare, "parse_feed_s": ours}
 
 
+def cpu() -> float:
+    """CPU seconds of this process and of its reaped children (the worker pool)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,15 +163,21 @@ def main() -> int:
                                   f"sqlite:///{tmp / 'monitor.db'}",
                                   concurrency=args.concurrency, workers=args.workers)
 
+            c0 = cpu()
             bare, bare_entries, bare_errors = asyncio.run(bare_loop(urls, args.concurrency))
-            print(f"   bare loop           {bare:8.2f} s  ({bare_entries} entries,"
-                  f" {bare_errors} errors)")
+            bare_cpu, c0 = cpu() - c0, cpu()
+            print(f"   bare loop           {bare:8.2f} s  {bare_cpu:7.2f} CPU s  ({bare_entries}"
+                  f" entries, {bare_errors} errors)")
             first, code1, r1 = check_now(config)
+            first_cpu, c0 = cpu() - c0, cpu()
             s1 = summarise(r1)
-            print(f"   check-now pass 1    {first:8.2f} s  = {first / bare:.2f}x bare  {s1}")
+            print(f"   check-now pass 1    {first:8.2f} s  {first_cpu:7.2f} CPU s"
+                  f"  = {first / bare:.2f}x bare ({first_cpu / bare_cpu:.2f}x CPU)  {s1}")
             second, code2, r2 = check_now(config)
+            second_cpu = cpu() - c0
             s2 = summarise(r2)
-            print(f"   check-now pass 2    {second:8.2f} s  = {second / bare:.2f}x bare  {s2}"
+            print(f"   check-now pass 2    {second:8.2f} s  {second_cpu:7.2f} CPU s"
+                  f"  = {second / bare:.2f}x bare ({second_cpu / bare_cpu:.2f}x CPU)  {s2}"
                   f"  (unchanged, no validators)")
         prof = asyncio.run(profile_parse(feeds)) if args.profile else None
         if prof:
@@ -174,13 +188,14 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     r_first, r_second = first / bare, second / bare
-    print(f"   target pass 1 <= 1.3x bare: {verdict(r_first, 1.3, at_most=True)}")
+    print(f"   target pass 1 <= 1.0x bare: {verdict(r_first, 1.0, at_most=True)}")
     print(f"   target pass 2 <= 0.3x bare: {verdict(r_second, 0.3, at_most=True)}")
     emit("feeds", {"feeds": len(feeds), "origin": origin, "bytes": size,
                    "concurrency": args.concurrency, "bare_s": bare, "pass1_s": first,
                    "pass2_s": second, "pass1_ratio": r_first, "pass2_ratio": r_second,
+                   "bare_cpu_s": bare_cpu, "pass1_cpu_s": first_cpu, "pass2_cpu_s": second_cpu,
                    "pass1": s1, "pass2": s2, "profile": prof,
-                   "pass1_met": r_first <= 1.3, "pass2_met": r_second <= 0.3})
+                   "pass1_met": r_first <= 1.0, "pass2_met": r_second <= 0.3})
     return 0
 
 
