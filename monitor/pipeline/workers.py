@@ -1,8 +1,9 @@
 """CPU-bound steps (feed parsing, extraction, fingerprints) off the event loop.
 
-A pass with little work runs them in a thread, which costs nothing to start; once
+A pass with little work runs them in a thread of their own (one: CPU-bound jobs
+in several threads of one process only contend), which costs nothing to start; once
 a pass has enough of them to pay for it, a pool of processes sized to the cores
-is started in the background (jobs keep running in threads meanwhile) and takes
+is started in the background (jobs keep running on that thread meanwhile) and takes
 over when it is ready, so that parsing and extraction use every core and the
 event loop only waits. Workers are started with ``forkserver`` and import the heavy
 modules once.
@@ -19,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import util as mp_util
 from typing import Any
@@ -43,6 +44,11 @@ class Workers:
         self.start_after = start_after
         self._jobs = 0
         self._pool: ProcessPoolExecutor | None = None
+        # Without the pool (none asked for, or not ready yet), jobs run on one thread
+        # of their own: CPU-bound jobs in several threads of one process contend for
+        # the interpreter's lock and the caches (six threads cost a third more CPU per
+        # extraction than one, bench/RESULTS.md).
+        self._thread: ThreadPoolExecutor | None = None
         self._starter: threading.Thread | None = None
         self._started = False
 
@@ -91,9 +97,11 @@ class Workers:
         """``fn(*args, **kwargs)`` in a worker; ``fn`` must be a module-level function."""
         self._jobs += 1
         pool = self._ensure_pool()
-        if pool is None:
-            return await asyncio.to_thread(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
+        if pool is None:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="work")
+            return await loop.run_in_executor(self._thread, _call, fn, args, kwargs)
         try:
             return await loop.run_in_executor(pool, _call, fn, args, kwargs)
         except BrokenProcessPool:
@@ -113,6 +121,9 @@ class Workers:
         starter, self._starter = self._starter, None
         if starter is not None:
             starter.join()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=not now, cancel_futures=now)
         if self._pool is None:
             if self._started:
                 # A pool closed at once earlier may still hold semaphores: collected
