@@ -328,7 +328,9 @@ class OutboxStore(ABC):
                                  notifier: str | None = None,
                                  exclude: Iterable[str] = ()) -> int:
         """Pending deliveries that no hold (Retry-After) keeps back at ``now``, on
-        channels other than those in ``exclude`` (quiet hours)."""
+        channels other than those in ``exclude`` (quiet hours), and that no run is
+        delivering right now (a live lease: another process sending them; should it
+        die, its lease runs out and they count again)."""
 
     @abstractmethod
     def thread_receipt(self, notifier: str, story_id: str,

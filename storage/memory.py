@@ -451,7 +451,9 @@ class MemoryStore(Store):
                                  notifier: str | None = None,
                                  exclude: Iterable[str] = ()) -> int:
         with self._locked():
-            return len(self._pending(utc(now), digest, notifier, exclude))
+            now = utc(now)
+            return len([d for d in self._pending(now, digest, notifier, exclude)
+                        if d["lease_until"] is None or d["lease_until"] <= now])
 
     def thread_receipt(self, notifier: str, story_id: str,
                        rule: str | None = None) -> dict | None:

@@ -415,6 +415,17 @@ def test_claim_deliveries_retry_before_skips_backoff_but_not_a_hold(store):
     assert store.count_pending_deliveries(T0 + timedelta(hours=1)) == 2
 
 
+def test_deliveries_another_run_is_sending_are_not_counted_as_pending(store):
+    # Two check-now runs at once: the one that finishes first must not report (and
+    # exit 1 for) the deliveries the other holds a live lease on and is sending.
+    add_alert(store, "a1", notifiers=[("hook", False), ("slack", False)])
+    assert store.count_pending_deliveries(T0) == 2
+    store.claim_deliveries("other-run", T0, 60)
+    assert store.count_pending_deliveries(T0 + timedelta(seconds=30)) == 0
+    # The other run died: once its lease runs out they are pending again.
+    assert store.count_pending_deliveries(T0 + timedelta(seconds=61)) == 2
+
+
 def test_delivery_sent_and_failed(store):
     add_alert(store, "a1", notifiers=[("slack", False), ("mail", False), ("hook", False)])
     store.claim_deliveries("n", T0, 60)

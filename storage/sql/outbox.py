@@ -184,7 +184,7 @@ class SQLOutbox(SQLCore, OutboxStore):
     def count_pending_deliveries(self, now: datetime, *, digest: bool = False,
                                  notifier: str | None = None,
                                  exclude: Iterable[str] = ()) -> int:
-        where, params = "", [1 if digest else 0, ts(now)]
+        where, params = "", [1 if digest else 0, ts(now), ts(now)]
         if notifier is not None:
             where, params = " AND notifier = ?", params + [notifier]
         held = sorted(set(exclude))
@@ -193,7 +193,8 @@ class SQLOutbox(SQLCore, OutboxStore):
             params += held
         rows = self._run(lambda: self._fetch(
             "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND digest = ?"
-            " AND (hold_until IS NULL OR hold_until <= ?)" + where, params), write=False)
+            " AND (hold_until IS NULL OR hold_until <= ?)"
+            " AND (lease_until IS NULL OR lease_until <= ?)" + where, params), write=False)
         return rows[0][0]
 
     # stories ------------------------------------------------------------------------
