@@ -42,13 +42,15 @@ from monitor.match.parse import (
     DEFAULT_FIELDS,
     FIELDS,
     And,
-    Near,
     Node,
     Not,
     Or,
     Term,
     anchors,
     term_key,
+)
+from monitor.match.parse import (
+    children as child_nodes,
 )
 from monitor.match.snippets import snippet_window
 
@@ -382,7 +384,7 @@ class Plan:
         step = self._steps.get(id(node))
         if step is not None:
             return step
-        children = _children(node)
+        children = child_nodes(node)
         parts = [self._compile(child) for child in children]
         # The node's size and its terms spelled two ways, from its children's.
         self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
@@ -419,23 +421,13 @@ class Plan:
         return self._probes[terms]
 
 
-def _children(node: Node) -> tuple[Node, ...]:
-    if isinstance(node, (And, Or)):
-        return node.children
-    if isinstance(node, Not):
-        return (node.child,)
-    if isinstance(node, Near):
-        return (node.left, node.right)
-    return ()
-
-
 def _nodes(node: Node) -> Iterator[Node]:
     """``node`` and every node under it."""
     stack = [node]
     while stack:
         n = stack.pop()
         yield n
-        stack.extend(_children(n))
+        stack.extend(child_nodes(n))
 
 
 def _terms(nodes: Iterable[Node]) -> Iterator[Term]:

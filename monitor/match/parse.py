@@ -373,7 +373,8 @@ def _with_field(node: Node, name: str) -> Node:
                 node.distance, node.pos)
 
 
-def _children(node: Node) -> tuple[Node, ...]:
+def children(node: Node) -> tuple[Node, ...]:
+    """The nodes directly under ``node``."""
     if isinstance(node, (And, Or)):
         return node.children
     if isinstance(node, Not):
@@ -391,7 +392,7 @@ def _depth(node: Node) -> tuple[int, int]:
         n, d = stack.pop()
         if d > best:
             best, where = d, n.pos
-        stack.extend((c, d + 1) for c in _children(n))
+        stack.extend((c, d + 1) for c in children(n))
     return best, where
 
 
@@ -401,7 +402,7 @@ def _first_not(node: Node) -> int:
         n = stack.pop()
         if isinstance(n, Not):
             return n.pos
-        stack.extend(reversed(_children(n)))
+        stack.extend(reversed(children(n)))
     return 0
 
 
@@ -456,7 +457,7 @@ def _check(node: Node, fail: Fail) -> None:
         n = stack.pop()
         if isinstance(n, Near) and (anchors(n.left) is None or anchors(n.right) is None):
             fail("NEAR needs a positive term on each side", n.pos)
-        stack.extend(_children(n))
+        stack.extend(children(n))
     if anchors(node) is None:
         fail("the query has no positive term that every match needs "
              "(it would match nearly every article)", _first_not(node))
