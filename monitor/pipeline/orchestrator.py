@@ -254,10 +254,7 @@ class Pipeline:
         else:
             work = [self._process_feed_texts(source, fresh[i:i + ANALYSE_BATCH], result)
                     for i in range(0, len(fresh), ANALYSE_BATCH)]
-        outcomes = await asyncio.gather(*work, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        _raise_first(await asyncio.gather(*work, return_exceptions=True))
 
     async def _unseen(self, source: SourceConfig, keyed: list[tuple[Entry, list[str]]],
                 result: SourceResult) -> list[tuple[Entry, list[str]]]:
@@ -286,9 +283,7 @@ class Pipeline:
         try:
             article, aliases = await self._article(source, entry, keys[0])
         except Exception:  # noqa: BLE001 - one entry's failure costs that entry only
-            log.exception("source %s: entry %s", source.name, keys[0],
-                          extra={"source": source.name, "article": keys[0], "event": "error"})
-            result.article_errors += 1
+            _entry_failed(source, keys[0], result)
             return
         if article is None:
             return
@@ -306,22 +301,16 @@ class Pipeline:
                 try:
                     article = articles.assemble(source.name, entry, keys[0], None)
                 except Exception:  # noqa: BLE001 - one entry's failure costs that entry only
-                    log.exception("source %s: entry %s", source.name, keys[0],
-                                  extra={"source": source.name, "article": keys[0],
-                                         "event": "error"})
-                    result.article_errors += 1
+                    _entry_failed(source, keys[0], result)
                     continue
                 if article is not None:
                     todo.append((article, keys))
             analyses = (await self.workers.run(analyse_all, [a for a, _ in todo],
                                                self.rules[source.name]) if todo else [])
-            stored = await asyncio.gather(
+            _raise_first(await asyncio.gather(
                 *(self._store_article(source, article, [], ks, analysis, result)
                   for (article, ks), analysis in zip(todo, analyses, strict=True)),
-                return_exceptions=True)
-            for outcome in stored:
-                if isinstance(outcome, BaseException):
-                    raise outcome
+                return_exceptions=True))
         finally:
             for _ in fresh:
                 self.on_progress(source.name, "article")
@@ -385,3 +374,18 @@ class Pipeline:
                 aliases.append(url)
                 url = canonical
         return articles.assemble(source.name, entry, url, extracted), aliases
+
+
+def _entry_failed(source: SourceConfig, key: str, result: SourceResult) -> None:
+    """One entry could not be made into an article: logged, counted, the rest go on."""
+    log.exception("source %s: entry %s", source.name, key,
+                  extra={"source": source.name, "article": key, "event": "error"})
+    result.article_errors += 1
+
+
+def _raise_first(outcomes: list) -> None:
+    """Of ``asyncio.gather(..., return_exceptions=True)``'s outcomes, the first
+    failure is raised once every one has ended."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
