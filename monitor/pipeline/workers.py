@@ -67,12 +67,15 @@ class Workers:
     def _start_in_background(self) -> None:
         try:
             self._pool = self._start_pool()
-        except Exception as exc:  # noqa: BLE001 - any failure to start means threads
-            # No pool (a frozen or embedded interpreter, no /dev/shm...): the work
-            # still gets done, in threads.
-            log.warning("cannot start worker processes (%s); working in threads",
-                        exc.__class__.__name__)
-            self.processes = 1
+        except Exception as exc:  # noqa: BLE001 - any failure to start means no pool
+            self._without_pool(exc)
+
+    def _without_pool(self, exc: Exception) -> None:
+        # No pool (a frozen or embedded interpreter, no /dev/shm...): the work still
+        # gets done, on the work thread.
+        log.warning("cannot start worker processes (%s); working in threads",
+                    exc.__class__.__name__)
+        self.processes = 1
 
     def _ensure_pool(self) -> ProcessPoolExecutor | None:
         """The pool, once it is ready; None before (the job runs in a thread). The
@@ -83,10 +86,8 @@ class Workers:
         if self._pool is None and (self._starter is None or not self._starter.is_alive()):
             try:
                 _start_fork_server()
-            except Exception as exc:  # noqa: BLE001 - any failure to start means threads
-                log.warning("cannot start worker processes (%s); working in threads",
-                            exc.__class__.__name__)
-                self.processes = 1
+            except Exception as exc:  # noqa: BLE001 - any failure to start means no pool
+                self._without_pool(exc)
                 return None
             self._starter = threading.Thread(target=self._start_in_background,
                                              name="worker-pool-start", daemon=True)
