@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -59,6 +60,14 @@ def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     k = min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))
     return s[k]
+
+
+def cpu() -> float:
+    """CPU seconds of this process and of its children reaped so far (a worker pool
+    is reaped when check-now closes it, so its CPU counts)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def median(values: list[float]) -> float:

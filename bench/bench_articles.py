@@ -26,7 +26,6 @@ import argparse
 import gzip
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from bench._common import (  # noqa: E402
     StaticServer,
     bench_data,
     check_now,
+    cpu,
     emit,
     generated_text,
     header,
@@ -90,18 +90,11 @@ def _bare_one(url: str) -> int:
     return len(text or "")
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its children reaped so far."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def timed(fn, *args) -> tuple[float, float, object]:
     """(wall seconds, CPU seconds, result) of ``fn(*args)``."""
-    c, t = cpu_seconds(), time.perf_counter()
+    c, t = cpu(), time.perf_counter()
     result = fn(*args)
-    return time.perf_counter() - t, cpu_seconds() - c, result
+    return time.perf_counter() - t, cpu() - c, result
 
 
 def _reset() -> None:

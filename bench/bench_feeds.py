@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from bench._common import (  # noqa: E402
     StaticServer,
     bench_data,
     check_now,
+    cpu,
     emit,
     generated_text,
     header,
@@ -119,13 +119,6 @@ async def profile_parse(feeds: list[tuple[str, bytes]]) -> dict:
             pass
     ours = time.perf_counter() - t
     return {"feedparser_s": bare, "parse_feed_s": ours}
-
-
-def cpu() -> float:
-    """CPU seconds of this process and of its reaped children (the worker pool)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> int:

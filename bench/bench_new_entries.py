@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     StaticServer,
     check_now,
+    cpu,
     emit,
     generated_text,
     header,
@@ -85,12 +86,6 @@ def generated_feeds(n: int, entries: int, *, templated: bool = False) -> list[tu
             f"<title>Generated {i}</title><link>https://site{i}.example/</link>"
             + "".join(items) + "</channel></rss>").encode()))
     return feeds
-
-
-def cpu() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 async def bare_loop(urls: list[str], concurrency: int) -> int:

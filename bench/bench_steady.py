@@ -28,7 +28,15 @@ from email.utils import format_datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import check_now, emit, generated_text, header, median, write_config  # noqa: E402
+from bench._common import (  # noqa: E402
+    check_now,
+    cpu,
+    emit,
+    generated_text,
+    header,
+    median,
+    write_config,
+)
 
 
 def _item(rng, i: int, j: int, when: datetime) -> str:
@@ -100,12 +108,6 @@ def _serve(n: int, entries: int, hosts: list[str], conn) -> None:
             conn.send("ok")
 
     asyncio.run(main())
-
-
-def cpu() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def rss_mb() -> float:
